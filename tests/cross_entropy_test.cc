@@ -1,0 +1,368 @@
+#include "lib/cross_entropy.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "lib/verify.h"
+#include "tests/test_util.h"
+
+namespace gradserve {
+namespace {
+
+using ::gradserve::testing::Float32Bound;
+using ::gradserve::testing::RandomLabels;
+using ::gradserve::testing::RandomLogits;
+using ::gradserve::testing::RandomProbabilities;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Runs CrossEntropy and returns loss values, gradient and denominator.
+template <typename T>
+struct Result {
+  std::vector<T> loss;
+  RowMatrix<T> grad;
+  RowMatrix<T> grad_probs;
+  double denominator = 0;
+  absl::Status status;
+};
+
+template <typename T>
+Result<T> Compute(const LossProblem<T>& p, Method method, std::vector<T> grad_loss = {}) {
+  Result<T> r;
+  const int64_t n = p.logits.rows(), c = p.logits.cols();
+  r.loss.resize(p.options.reduction == Reduction::kNone ? n : 1);
+  r.grad.resize(n, c);
+  r.grad_probs.resize(n, c);
+  LossOutputs<T> out{absl::MakeSpan(r.loss), View(r.grad),
+                     method == Method::kChainRule ? View(r.grad_probs) : NoMatrix<T>()};
+  auto s = CrossEntropy<T>(p, grad_loss, method, out, ExecContext{});
+  r.status = s.status();
+  if (s.ok()) r.denominator = s->reduction_denominator;
+  return r;
+}
+
+TEST(CrossEntropyTest, MotivatingCaseFusedAndChainRuleGiveAMinusT) {
+  RowMatrix<double> z(1, 2);
+  z << 1.75, 1.75;
+  const int64_t label[] = {1};
+  for (Reduction red : {Reduction::kMean, Reduction::kSum, Reduction::kNone}) {
+    LossProblem<double> p{ConstView(z), Targets<double>::ClassIndices(label), {red}};
+    for (Method m : {Method::kFused, Method::kChainRule}) {
+      const Result<double> r = Compute(p, m);
+      ASSERT_OK(r.status);
+      EXPECT_DOUBLE_EQ(r.grad(0, 0), 0.5);
+      EXPECT_DOUBLE_EQ(r.grad(0, 1), -0.5);
+      EXPECT_DOUBLE_EQ(r.loss[0], std::log(2.0));
+      if (m == Method::kChainRule) {  // dL/dA = -t/a = (0, -2)
+        EXPECT_EQ(r.grad_probs(0, 0), 0.0);
+        EXPECT_DOUBLE_EQ(r.grad_probs(0, 1), -2.0);
+      }
+    }
+  }
+}
+
+// Every option combination, both targets kinds.
+struct Combo {
+  bool probabilities;
+  Reduction reduction;
+  bool weights;
+  double smoothing;
+  bool ignore;
+  std::string Name() const {
+    return absl::StrCat(probabilities ? "prob" : "index", "_",
+                        reduction == Reduction::kMean ? "mean" : reduction == Reduction::kSum ? "sum" : "none",
+                        weights ? "_weights" : "", smoothing ? "_smoothing" : "", ignore ? "_ignore" : "");
+  }
+};
+
+std::vector<Combo> AllCombos() {
+  std::vector<Combo> out;
+  for (bool prob : {false, true})
+    for (Reduction red : {Reduction::kMean, Reduction::kSum, Reduction::kNone})
+      for (bool w : {false, true})
+        for (double ls : {0.0, 0.2})
+          for (bool ign : {false, true})
+            if (!(prob && ign)) out.push_back({prob, red, w, ls, ign});
+  return out;
+}
+
+// Owns the data of one random problem in float64 and float32.
+struct RandomProblem {
+  RandomProblem(const Combo& c, uint64_t seed, int64_t n = 6, int64_t k = 5, double scale = 5.0) {
+    std::mt19937_64 rng(seed);
+    z64 = RandomLogits<double>(rng, n, k, scale);
+    z32 = z64.cast<float>();
+    labels = RandomLabels(rng, n, k);
+    t64 = RandomProbabilities<double>(rng, n, k);
+    t32 = t64.cast<float>();
+    if (c.weights) {
+      std::uniform_real_distribution<double> u(0.1, 2.0);
+      for (int64_t j = 0; j < k; ++j) weights.push_back(u(rng));
+    }
+    options = {c.reduction, c.smoothing, weights, std::nullopt};
+    if (c.ignore) {
+      options.ignore_index = 2;
+      labels[1] = 2;  // at least one ignored row, and one kept
+      labels[0] = 0;
+    }
+    probabilities = c.probabilities;
+  }
+  template <typename T>
+  LossProblem<T> Get() const {
+    if constexpr (std::is_same_v<T, double>) {
+      return {ConstView(z64), probabilities ? Targets<double>::Probabilities(ConstView(t64))
+                                            : Targets<double>::ClassIndices(labels), options};
+    } else {
+      return {ConstView(z32), probabilities ? Targets<float>::Probabilities(ConstView(t32))
+                                            : Targets<float>::ClassIndices(labels), options};
+    }
+  }
+  RowMatrix<double> z64, t64;
+  RowMatrix<float> z32, t32;
+  std::vector<int64_t> labels;
+  std::vector<double> weights;
+  LossOptions options;
+  bool probabilities;
+};
+
+class CrossEntropyPropertyTest : public ::testing::TestWithParam<Combo> {};
+
+TEST_P(CrossEntropyPropertyTest, FusedEqualsChainRuleEqualsComplexStep) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const RandomProblem rp(GetParam(), seed);
+    const LossProblem<double> p = rp.Get<double>();
+    const Result<double> fused = Compute(p, Method::kFused);
+    const Result<double> chain = Compute(p, Method::kChainRule);
+    ASSERT_OK(fused.status);
+    ASSERT_OK(chain.status);
+    RowMatrix<double> numeric(p.logits.rows(), p.logits.cols());
+    ASSERT_OK(NumericGradient(p, NumericMethod::kComplexStep, 0, View(numeric), ExecContext{}));
+    const double scale = std::max(1.0, fused.grad.cwiseAbs().maxCoeff());
+    EXPECT_LT((fused.grad - chain.grad).cwiseAbs().maxCoeff(), 1e-14 * scale) << "seed " << seed;
+    EXPECT_LT((fused.grad - numeric).cwiseAbs().maxCoeff(), 1e-13 * scale) << "seed " << seed;
+    for (size_t k = 0; k < fused.loss.size(); ++k) EXPECT_DOUBLE_EQ(fused.loss[k], chain.loss[k]);
+    EXPECT_EQ(fused.denominator, chain.denominator);
+  }
+}
+
+TEST_P(CrossEntropyPropertyTest, CentralDifferencesAgreeToTheirAccuracy) {
+  const RandomProblem rp(GetParam(), 3);
+  const LossProblem<double> p = rp.Get<double>();
+  const Result<double> fused = Compute(p, Method::kFused);
+  RowMatrix<double> numeric(p.logits.rows(), p.logits.cols());
+  auto step = NumericGradient(p, NumericMethod::kCentralDifference, 0, View(numeric), ExecContext{});
+  ASSERT_OK(step);
+  EXPECT_GT(*step, 0.0);
+  EXPECT_LT((fused.grad - numeric).cwiseAbs().maxCoeff(), 1e-8);
+}
+
+TEST_P(CrossEntropyPropertyTest, Float32WithinApiBoundOfFloat64) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const RandomProblem rp(GetParam(), seed, 6, 5, 30.0);
+    for (Method m : {Method::kFused, Method::kChainRule}) {
+      const Result<double> ref = Compute(rp.Get<double>(), m);
+      const Result<float> got = Compute(rp.Get<float>(), m);
+      ASSERT_OK(got.status);
+      const double gref = ref.grad.cwiseAbs().maxCoeff();
+      EXPECT_LE((got.grad.cast<double>() - ref.grad).cwiseAbs().maxCoeff(), Float32Bound(5, gref));
+      for (size_t k = 0; k < ref.loss.size(); ++k) {
+        EXPECT_LE(std::abs(got.loss[k] - ref.loss[k]), Float32Bound(5, std::abs(ref.loss[k])));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOptions, CrossEntropyPropertyTest, ::testing::ValuesIn(AllCombos()),
+                         [](const auto& info) { return info.param.Name(); });
+
+TEST(CrossEntropyTest, ReductionsRelateAsTorchDoes) {
+  const RandomProblem rp({false, Reduction::kNone, true, 0.1, true}, 9);
+  LossProblem<double> p = rp.Get<double>();
+  const Result<double> none = Compute(p, Method::kFused);
+  p.options.reduction = Reduction::kSum;
+  const Result<double> sum = Compute(p, Method::kFused);
+  p.options.reduction = Reduction::kMean;
+  const Result<double> mean = Compute(p, Method::kFused);
+  double total = 0, d = 0;
+  for (double l : none.loss) total += l;
+  for (int64_t i = 0; i < 6; ++i) {
+    if (rp.labels[i] != 2) d += rp.weights[rp.labels[i]];
+  }
+  EXPECT_NEAR(sum.loss[0], total, 1e-12);
+  EXPECT_NEAR(mean.denominator, d, 1e-12);
+  EXPECT_NEAR(mean.loss[0], total / d, 1e-12);
+  EXPECT_EQ(sum.denominator, 0.0);
+  EXPECT_EQ(none.denominator, 0.0);
+  EXPECT_LT((mean.grad * d - sum.grad).cwiseAbs().maxCoeff(), 1e-12);
+  EXPECT_EQ(none.loss[1], 0.0);  // the ignored row
+  EXPECT_TRUE(sum.grad.row(1).isZero(0));
+}
+
+TEST(CrossEntropyTest, GradLossScalesTheGradient) {
+  const RandomProblem rp({false, Reduction::kNone, false, 0, false}, 4);
+  const LossProblem<double> p = rp.Get<double>();
+  const Result<double> base = Compute(p, Method::kFused);
+  const std::vector<double> g = {1, -2, 0.5, 0, 3, 1};
+  for (Method m : {Method::kFused, Method::kChainRule}) {
+    const Result<double> scaled = Compute(p, m, g);
+    ASSERT_OK(scaled.status);
+    for (int64_t i = 0; i < 6; ++i) {
+      EXPECT_LT((scaled.grad.row(i) - g[i] * base.grad.row(i)).cwiseAbs().maxCoeff(), 1e-14);
+    }
+  }
+  LossProblem<double> mean = p;
+  mean.options.reduction = Reduction::kMean;
+  const Result<double> m1 = Compute(mean, Method::kFused);
+  const Result<double> m3 = Compute(mean, Method::kFused, {-3.0});
+  EXPECT_LT((m3.grad + 3 * m1.grad).cwiseAbs().maxCoeff(), 1e-14);
+  EXPECT_EQ(m3.loss[0], m1.loss[0]);  // grad_loss changes gradients, not the loss
+}
+
+TEST(CrossEntropyTest, ChainRuleStaysFiniteWhenTargetProbabilityUnderflows) {
+  RowMatrix<float> z(1, 2);
+  z << 0.0f, 120.0f;
+  const int64_t label[] = {0};
+  const LossProblem<float> p{ConstView(z), Targets<float>::ClassIndices(label), {}};
+  const Result<float> fused = Compute(p, Method::kFused);
+  const Result<float> chain = Compute(p, Method::kChainRule);
+  ASSERT_OK(chain.status);
+  EXPECT_TRUE(chain.grad.allFinite());
+  EXPECT_FLOAT_EQ(chain.grad(0, 0), -1.0f);
+  EXPECT_FLOAT_EQ(chain.grad(0, 1), 1.0f);
+  EXPECT_EQ(chain.grad, fused.grad);
+  EXPECT_TRUE(std::isinf(chain.grad_probs(0, 0)));  // only dL/dA holds the infinity
+  EXPECT_FLOAT_EQ(fused.loss[0], 120.0f);
+}
+
+TEST(CrossEntropyTest, ExtremeLogitsGiveFiniteExactLoss) {
+  RowMatrix<double> z(3, 3);
+  z << 1e4, -1e4, 0, 5, 5, 5, -1e3, 0, 1e3;
+  const int64_t labels[] = {1, 2, 0};
+  const LossProblem<double> p{ConstView(z), Targets<double>::ClassIndices(labels), {Reduction::kNone}};
+  const Result<double> r = Compute(p, Method::kFused);
+  ASSERT_OK(r.status);
+  EXPECT_DOUBLE_EQ(r.loss[0], 2e4);
+  EXPECT_DOUBLE_EQ(r.loss[1], std::log(3.0));
+  EXPECT_DOUBLE_EQ(r.loss[2], 2e3);
+  EXPECT_TRUE(r.grad.allFinite());
+  EXPECT_DOUBLE_EQ(r.grad(0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(r.grad(0, 1), -1.0);
+}
+
+TEST(CrossEntropyTest, EmptyBatchFollowsTorch) {
+  RowMatrix<double> z(0, 4);
+  const LossProblem<double> mean{ConstView(z), Targets<double>::ClassIndices({}), {Reduction::kMean}};
+  const Result<double> m = Compute(mean, Method::kFused);
+  ASSERT_OK(m.status);
+  EXPECT_TRUE(std::isnan(m.loss[0]));
+  LossProblem<double> sum = mean;
+  sum.options.reduction = Reduction::kSum;
+  EXPECT_EQ(Compute(sum, Method::kChainRule).loss[0], 0.0);
+}
+
+TEST(CrossEntropyTest, MeanWithEveryRowIgnoredIsNanLossZeroGradient) {
+  RowMatrix<double> z(2, 3);
+  z << 1, 2, 3, 4, 5, 6;
+  const int64_t labels[] = {-100, -100};
+  const LossProblem<double> p{ConstView(z), Targets<double>::ClassIndices(labels),
+                              {Reduction::kMean, 0.1, {}, -100}};
+  for (Method m : {Method::kFused, Method::kChainRule}) {
+    const Result<double> r = Compute(p, m);
+    ASSERT_OK(r.status);
+    EXPECT_TRUE(std::isnan(r.loss[0]));
+    EXPECT_TRUE(r.grad.isZero(0));
+    EXPECT_EQ(r.denominator, 0.0);
+  }
+}
+
+TEST(CrossEntropyTest, MeanWithZeroWeightSumIsNanButIgnoredRowsStayZero) {
+  RowMatrix<double> z(3, 3);
+  z << 1, 2, 3, 4, 5, 6, 7, 8, 9;
+  const int64_t labels[] = {0, 1, 0};
+  const double weights[] = {0, 1, 1};
+  const LossProblem<double> p{ConstView(z), Targets<double>::ClassIndices(labels),
+                              {Reduction::kMean, 0.0, weights, 1}};
+  const Result<double> r = Compute(p, Method::kFused);
+  ASSERT_OK(r.status);
+  EXPECT_TRUE(std::isnan(r.loss[0]));
+  EXPECT_TRUE(r.grad.row(0).array().isNaN().all());
+  EXPECT_TRUE(r.grad.row(1).isZero(0));
+  EXPECT_TRUE(r.grad.row(2).array().isNaN().all());
+}
+
+// Each validation error, with the numbers in its message.
+struct BadCase {
+  std::string name;
+  std::function<void(RandomProblem&)> spoil;
+  std::string message_part;
+};
+
+TEST(CrossEntropyValidationTest, EachErrorIsInvalidArgumentWithNumbers) {
+  const std::vector<BadCase> cases = {
+      {"nan_logit", [](RandomProblem& r) { r.z64(3, 4) = kNaN; }, "logits[3, 4] is nan"},
+      {"inf_logit", [](RandomProblem& r) { r.z64(0, 1) = -INFINITY; }, "logits[0, 1] is -inf"},
+      {"label_out_of_range", [](RandomProblem& r) { r.labels[2] = 5; },
+       "targets.class_indices[2] is 5, outside [0, 5)"},
+      {"negative_label", [](RandomProblem& r) { r.labels[0] = -1; }, "targets.class_indices[0] is -1"},
+      {"label_count", [](RandomProblem& r) { r.labels.pop_back(); },
+       "targets.class_indices has 5 values, expected one per row (batch 6)"},
+      {"smoothing_high", [](RandomProblem& r) { r.options.label_smoothing = 1.5; },
+       "options.label_smoothing is 1.5"},
+      {"smoothing_nan", [](RandomProblem& r) { r.options.label_smoothing = kNaN; },
+       "options.label_smoothing is nan"},
+      {"weights_length", [](RandomProblem& r) { r.weights = {1, 2}; r.options.class_weights = r.weights; },
+       "options.class_weights has 2 weights, expected one per class (5)"},
+      {"weights_negative", [](RandomProblem& r) { r.weights = {1, 1, -2, 1, 1}; r.options.class_weights = r.weights; },
+       "options.class_weights[2] is -2"},
+  };
+  for (const BadCase& c : cases) {
+    RandomProblem rp({false, Reduction::kMean, false, 0, false}, 1);
+    c.spoil(rp);
+    const absl::Status s = Compute(rp.Get<double>(), Method::kFused).status;
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.name << ": " << s;
+    EXPECT_EQ(ValidateLossProblem(rp.Get<double>()).code(), absl::StatusCode::kInvalidArgument) << c.name;
+  }
+}
+
+TEST(CrossEntropyValidationTest, ProbabilityTargetErrors) {
+  const std::vector<BadCase> cases = {
+      {"negative", [](RandomProblem& r) { r.t64(1, 2) = -0.1; }, "targets.probabilities[1, 2] is -0.1"},
+      {"row_sum", [](RandomProblem& r) { r.t64(4, 0) += 0.01; }, "targets.probabilities row 4 sums to"},
+      {"ignore_index", [](RandomProblem& r) { r.options.ignore_index = 0; },
+       "options.ignore_index (0) applies only to class-index targets"},
+  };
+  for (const BadCase& c : cases) {
+    RandomProblem rp({true, Reduction::kMean, false, 0, false}, 1);
+    c.spoil(rp);
+    const absl::Status s = Compute(rp.Get<double>(), Method::kFused).status;
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.name << ": " << s;
+  }
+}
+
+TEST(CrossEntropyValidationTest, RowSumToleranceDependsOnDtype) {
+  RandomProblem rp({true, Reduction::kMean, false, 0, false}, 2);
+  rp.t64.row(0) *= 1.0 + 5e-6;  // off by 5e-6: too much for float64, fine for float32
+  rp.t32 = rp.t64.cast<float>();
+  EXPECT_EQ(Compute(rp.Get<double>(), Method::kFused).status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_OK(Compute(rp.Get<float>(), Method::kFused).status);
+  rp.t32.row(0) *= 1.001f;
+  const absl::Status s = Compute(rp.Get<float>(), Method::kFused).status;
+  EXPECT_NE(s.message().find("within 0.0001 (float32)"), std::string::npos) << s;
+}
+
+TEST(CrossEntropyValidationTest, GradLossMustMatchTheLossShape) {
+  const RandomProblem rp({false, Reduction::kNone, false, 0, false}, 1);
+  const absl::Status s = Compute(rp.Get<double>(), Method::kFused, {1.0, 2.0}).status;
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("grad_loss has 2 values but the loss has 6 (reduction NONE"),
+            std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace gradserve
