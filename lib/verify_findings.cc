@@ -200,11 +200,11 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
   mistakes.push_back({FindingCode::kJacobianAtLogits, JacobianProduct(z, grad_a),
                       absl::StrFormat("matches the chain rule with the softmax Jacobian evaluated "
                                       "at the logits z = %s instead of at a = softmax(z): "
-                                      "J(z) = diag(z) - z zᵀ times dL/dA; the correct %s",
+                                      "J(z) = diag(z) - z z^T times dL/dA; the correct %s",
                                       z_text, right)});
   mistakes.push_back({FindingCode::kDiagonalOnlyJacobian,
                       ((a.array() - a.array().square()) * grad_a.array()).matrix(),
-                      absl::StrFormat("matches diag(a - a²) times dL/dA: the off-diagonal "
+                      absl::StrFormat("matches diag(a - a^2) times dL/dA: the off-diagonal "
                                       "-a_i a_j terms of the softmax Jacobian were dropped; the full %s",
                                       right)});
   mistakes.push_back({FindingCode::kGradientWrtProbabilities, grad_a,
@@ -288,22 +288,22 @@ std::vector<Finding> ExplainJacobian(const LossProblem<double>& p, const VerifyO
     std::string what;
     switch (code) {
       case FindingCode::kJacobianAtLogits:
-        what = absl::StrFormat("diag(z) - z zᵀ evaluated at the logits z = %s instead of at a = "
+        what = absl::StrFormat("diag(z) - z z^T evaluated at the logits z = %s instead of at a = "
                                "softmax(z) = %s", FormatVector(z.row(i).data(), c), a_text);
         break;
       case FindingCode::kDiagonalOnlyJacobian:
-        what = absl::StrFormat("diag(a - a²) alone: the off-diagonal -a_i a_j terms are missing "
+        what = absl::StrFormat("diag(a - a^2) alone: the off-diagonal -a_i a_j terms are missing "
                                "(a = %s)", a_text);
         break;
       default:
-        what = "-(diag(a) - a aᵀ): the sign is flipped";
+        what = "-(diag(a) - a a^T): the sign is flipped";
     }
     findings.push_back({code, absl::StrCat("candidate_jacobian", row, " matches ", what), *v, true,
                         MaxAbsDiff(candidate, v->data(), size)});
   }
   if (findings.empty()) {
     findings.push_back({FindingCode::kUnexplained,
-                        absl::StrFormat("candidate_jacobian%s differs from J(a) = diag(a) - a aᵀ "
+                        absl::StrFormat("candidate_jacobian%s differs from J(a) = diag(a) - a a^T "
                                         "(a = %s) by up to %.6g and matches none of the known "
                                         "mistakes", row, a_text, error),
                         {}, true, error});
