@@ -1,0 +1,76 @@
+// Forward: softmax (and log-softmax), plus the loss when targets are given.
+#include "absl/strings/str_format.h"
+#include "lib/cross_entropy.h"
+#include "lib/softmax.h"
+#include "lib/status_macros.h"
+#include "server/loss_request.h"
+#include "server/rpc_logic.h"
+#include "server/tensor_codec.h"
+
+namespace gradserve {
+namespace {
+
+template <typename T>
+absl::Status Forward(const v1::ForwardRequest& req, v1::ForwardResponse* resp, const Limits& limits,
+                     const TensorFormat& format, const ExecContext& exec) {
+  const bool has_targets = HasTargets(req.has_targets(), req.targets());
+  GRADSERVE_ASSIGN_OR_RETURN(
+      const LossRequest<T> lr,
+      LossRequest<T>::Decode(req.logits(), has_targets ? &req.targets() : nullptr, req.options(), limits));
+  const int64_t n = lr.rows(), c = lr.classes();
+  const int64_t tensor_bytes = WireBytes(n * c, format.dtype, format.encoding);
+  GRADSERVE_RETURN_IF_ERROR(CheckResponseSize(
+      tensor_bytes * (req.return_log_probabilities() ? 2 : 1), limits, "probabilities"));
+
+  OutputTensor<T> probabilities(resp->mutable_probabilities(), lr.logits_shape(), format.encoding);
+  std::optional<OutputTensor<T>> log_probabilities;
+  if (req.return_log_probabilities()) {
+    log_probabilities.emplace(resp->mutable_log_probabilities(), lr.logits_shape(), format.encoding);
+  }
+  GRADSERVE_RETURN_IF_ERROR(Softmax<T>(
+      lr.logits(), MatrixMap<T>(probabilities.data(), n, c),
+      log_probabilities ? MatrixMap<T>(log_probabilities->data(), n, c) : NoMatrix<T>(), exec));
+  probabilities.Commit();
+  if (log_probabilities) log_probabilities->Commit();
+
+  if (has_targets) {
+    const std::vector<int64_t> loss_shape = lr.loss_shape();
+    OutputTensor<T> loss(resp->mutable_loss(), loss_shape, format.encoding);
+    GRADSERVE_ASSIGN_OR_RETURN(
+        const LossSummary summary,
+        CrossEntropy<T>(lr.problem(), {}, Method::kFused,
+                        {absl::MakeSpan(loss.data(), loss_shape.empty() ? 1 : loss_shape[0])}, exec));
+    loss.Commit();
+    resp->set_reduction_denominator(summary.reduction_denominator);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckResponseSize(int64_t bytes, const Limits& limits, const char* what) {
+  if (bytes <= limits.max_message_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the response (%s) would be %.1f MiB, over the %.0f MiB message limit set by "
+      "--max_message_mib",
+      what, bytes / 1048576.0, limits.max_message_bytes / 1048576.0));
+}
+
+absl::Status CheckCubicLimit(const char* what, int64_t rows, int64_t classes, int64_t limit,
+                             const char* flag) {
+  // rows · classes <= --max_elements, so the product fits in 64 bits for any sane limit; the
+  // division keeps it exact regardless.
+  if (classes == 0 || rows <= limit / classes / classes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "%s needs batch x classes^2 = %d x %d^2 = %.4g, over the limit of %d set by %s", what, rows,
+      classes, static_cast<double>(rows) * classes * classes, limit, flag));
+}
+
+absl::Status RunForward(const v1::ForwardRequest& req, v1::ForwardResponse* resp,
+                        const Limits& limits, const ExecContext& exec) {
+  GRADSERVE_ASSIGN_OR_RETURN(const TensorFormat format, LogitsFormat(req.logits()));
+  return format.dtype == v1::DATA_TYPE_FLOAT32 ? Forward<float>(req, resp, limits, format, exec)
+                                               : Forward<double>(req, resp, limits, format, exec);
+}
+
+}  // namespace gradserve

@@ -1,0 +1,184 @@
+#include "server/gradient_service.h"
+
+#include <chrono>
+#include <string_view>
+
+#include "absl/strings/str_format.h"
+#include "server/rpc_logic.h"
+#include "server/status_util.h"
+
+namespace gradserve {
+namespace {
+
+// Requests at least this large are computed on the pool, not on gRPC's callback threads.
+constexpr size_t kOffloadBytes = 256 << 10;
+
+// Compares without an early exit, so the time taken says nothing about where a guess differs.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0, y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+// A Cancelled status from the library is a deadline when the deadline has passed.
+absl::Status Finalize(const grpc::CallbackServerContext& ctx, absl::Status s) {
+  if (s.code() == absl::StatusCode::kCancelled && std::chrono::system_clock::now() >= ctx.deadline()) {
+    return absl::DeadlineExceededError("deadline exceeded while computing; the work was stopped");
+  }
+  return s;
+}
+
+}  // namespace
+
+GradientService::GradientService(const ServerOptions& options)
+    : options_(options), pool_(ResolveThreads(0)) {}
+
+absl::Status GradientService::Authenticate(const grpc::CallbackServerContext& ctx) const {
+  if (options_.token.empty()) return absl::OkStatus();
+  const auto& md = ctx.client_metadata();
+  const auto it = md.find("authorization");
+  if (it == md.end()) {
+    return absl::UnauthenticatedError(
+        "this server requires metadata 'authorization: Bearer <token>', and the call has none");
+  }
+  const std::string_view given(it->second.data(), it->second.size());
+  if (!ConstantTimeEquals(given, "Bearer " + options_.token)) {
+    return absl::UnauthenticatedError("the bearer token in 'authorization' metadata is not valid");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GradientService::CheckRequestSize(size_t bytes) const {
+  const int64_t limit = options_.limits.max_message_bytes;
+  if (static_cast<int64_t>(bytes) <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "request is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
+      bytes / 1048576.0, limit / 1048576.0));
+}
+
+void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
+                          std::function<absl::Status(const ExecContext&)> work,
+                          std::function<void(absl::Status)> done) {
+  auto task = [this, ctx, work = std::move(work), done = std::move(done)] {
+    ExecContext exec;
+    exec.max_threads = options_.compute_threads;
+    exec.is_cancelled = [ctx] {
+      return ctx->IsCancelled() || std::chrono::system_clock::now() >= ctx->deadline();
+    };
+    done(Finalize(*ctx, work(exec)));
+  };
+  if (request_bytes >= kOffloadBytes) {
+    pool_.Schedule(std::move(task));
+  } else {
+    task();
+  }
+}
+
+template <typename Request, typename Response, typename Logic>
+grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ctx,
+                                                 const Request* req, Response* resp, Logic logic) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const size_t bytes = req->ByteSizeLong();
+  absl::Status admitted = Authenticate(*ctx);
+  if (admitted.ok()) admitted = CheckRequestSize(bytes);
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted));
+    return reactor;
+  }
+  Run(ctx, bytes,
+      [this, req, resp, logic](const ExecContext& exec) {
+        return logic(*req, resp, options_.limits, exec);
+      },
+      [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GradientService::Forward(grpc::CallbackServerContext* ctx,
+                                                   const v1::ForwardRequest* req,
+                                                   v1::ForwardResponse* resp) {
+  return Unary(ctx, req, resp, RunForward);
+}
+
+grpc::ServerUnaryReactor* GradientService::Backward(grpc::CallbackServerContext* ctx,
+                                                    const v1::BackwardRequest* req,
+                                                    v1::BackwardResponse* resp) {
+  return Unary(ctx, req, resp, RunBackward);
+}
+
+grpc::ServerUnaryReactor* GradientService::VerifyGradient(grpc::CallbackServerContext* ctx,
+                                                          const v1::VerifyGradientRequest* req,
+                                                          v1::VerifyGradientResponse* resp) {
+  return Unary(ctx, req, resp, RunVerifyGradient);
+}
+
+namespace {
+
+// One response per request, in order: the next message is read only after the previous response
+// is written, and a bad message finishes the stream with its status after those responses.
+class BackwardStreamReactor final
+    : public grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse> {
+ public:
+  BackwardStreamReactor(GradientService* service, grpc::CallbackServerContext* ctx, const Limits& limits)
+      : service_(service), ctx_(ctx), limits_(limits) {
+    const absl::Status s = service_->Authenticate(*ctx_);
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed: every request has its response
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const size_t bytes = request_.ByteSizeLong();
+    const absl::Status size = service_->CheckRequestSize(bytes);
+    if (!size.ok()) {
+      Finish(ToGrpcStatus(size));
+      return;
+    }
+    response_.Clear();
+    service_->Run(
+        ctx_, bytes,
+        [this](const ExecContext& exec) { return RunBackward(request_, &response_, limits_, exec); },
+        [this](absl::Status s) {
+          if (s.ok()) {
+            StartWrite(&response_);
+          } else {
+            Finish(ToGrpcStatus(s));
+          }
+        });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  GradientService* service_;
+  grpc::CallbackServerContext* ctx_;
+  const Limits& limits_;
+  v1::BackwardRequest request_;
+  v1::BackwardResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse>* GradientService::BackwardStream(
+    grpc::CallbackServerContext* ctx) {
+  return new BackwardStreamReactor(this, ctx, options_.limits);
+}
+
+}  // namespace gradserve

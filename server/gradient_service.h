@@ -1,0 +1,54 @@
+// gradserve.v1.GradientService over gRPC's callback API.
+//
+// Each handler admits the call (bearer token, message size), runs the RPC's logic (rpc_logic.h)
+// on the callback thread for small requests or on the compute pool for large ones, and maps the
+// status once. Long work polls the call's cancellation and deadline between blocks of rows.
+#ifndef GRADSERVE_SERVER_GRADIENT_SERVICE_H_
+#define GRADSERVE_SERVER_GRADIENT_SERVICE_H_
+
+#include <functional>
+
+#include "absl/status/status.h"
+#include "gradserve/v1/gradserve.grpc.pb.h"
+#include "lib/parallel.h"
+#include "server/compute_pool.h"
+#include "server/server_options.h"
+
+namespace gradserve {
+
+class GradientService final : public v1::GradientService::CallbackService {
+ public:
+  explicit GradientService(const ServerOptions& options);
+
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,
+                                    v1::ForwardResponse* resp) override;
+  grpc::ServerUnaryReactor* Backward(grpc::CallbackServerContext* ctx, const v1::BackwardRequest* req,
+                                     v1::BackwardResponse* resp) override;
+  grpc::ServerUnaryReactor* VerifyGradient(grpc::CallbackServerContext* ctx,
+                                           const v1::VerifyGradientRequest* req,
+                                           v1::VerifyGradientResponse* resp) override;
+  grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse>* BackwardStream(
+      grpc::CallbackServerContext* ctx) override;
+
+  // UNAUTHENTICATED unless the call carries the configured bearer token (or none is configured).
+  absl::Status Authenticate(const grpc::CallbackServerContext& ctx) const;
+  // RESOURCE_EXHAUSTED when a request of `bytes` is over --max_message_mib.
+  absl::Status CheckRequestSize(size_t bytes) const;
+  // Runs `work` with an ExecContext bound to `ctx`, inline or on the compute pool depending on
+  // the request's size, then calls `done` with the final status.
+  void Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
+           std::function<absl::Status(const ExecContext&)> work,
+           std::function<void(absl::Status)> done);
+
+ private:
+  template <typename Request, typename Response, typename Logic>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const Request* req,
+                                  Response* resp, Logic logic);
+
+  const ServerOptions options_;
+  ComputePool pool_;
+};
+
+}  // namespace gradserve
+
+#endif  // GRADSERVE_SERVER_GRADIENT_SERVICE_H_

@@ -1,0 +1,111 @@
+#include "server/loss_request.h"
+
+#include "absl/strings/str_format.h"
+#include "lib/status_macros.h"
+
+namespace gradserve {
+
+bool HasTargets(bool has_field, const v1::Targets& targets) {
+  return has_field && targets.kind_case() != v1::Targets::KIND_NOT_SET;
+}
+
+bool HasNonDefaultOptions(const v1::LossOptions& o) {
+  return o.reduction() != v1::REDUCTION_UNSPECIFIED || o.label_smoothing() != 0.0 ||
+         o.class_weights_size() > 0 || o.has_ignore_index();
+}
+
+template <typename T>
+absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
+                                                      const v1::Targets* targets,
+                                                      const v1::LossOptions& options,
+                                                      const Limits& limits) {
+  LossRequest r;
+  GRADSERVE_ASSIGN_OR_RETURN(r.logits_, DecodeTensor<T>(logits, "logits", limits));
+  const std::vector<int64_t>& shape = r.logits_.shape();
+  if (shape.size() != 1 && shape.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "logits must be rank 2 [batch, classes] or rank 1 [classes]; got shape %s",
+        FormatShape(shape)));
+  }
+  r.unbatched_ = shape.size() == 1;
+  r.rows_ = r.unbatched_ ? 1 : shape[0];
+  r.classes_ = shape.back();
+  if (r.classes_ == 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "logits shape %s has 0 classes; at least 1 is needed", FormatShape(shape)));
+  }
+
+  switch (options.reduction()) {
+    case v1::REDUCTION_UNSPECIFIED:
+    case v1::REDUCTION_MEAN: r.options_.reduction = Reduction::kMean; break;
+    case v1::REDUCTION_SUM: r.options_.reduction = Reduction::kSum; break;
+    case v1::REDUCTION_NONE: r.options_.reduction = Reduction::kNone; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "options.reduction %d is not a known Reduction", options.reduction()));
+  }
+  r.options_.label_smoothing = options.label_smoothing();
+  r.options_.class_weights = absl::MakeConstSpan(options.class_weights().data(), options.class_weights_size());
+  if (options.has_ignore_index()) r.options_.ignore_index = options.ignore_index();
+
+  if (targets != nullptr) {
+    r.has_targets_ = true;
+    if (targets->has_class_indices()) {
+      const auto& ids = targets->class_indices().values();
+      r.class_indices_ = absl::MakeConstSpan(ids.data(), ids.size());
+      if (r.unbatched_ && ids.size() != 1) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "targets.class_indices has %d values, but rank-1 logits are one example and need 1",
+            ids.size()));
+      }
+    } else {
+      r.probability_targets_ = true;
+      GRADSERVE_ASSIGN_OR_RETURN(r.probabilities_,
+                                 DecodeTensor<T>(targets->probabilities(), "targets.probabilities", limits));
+      if (r.probabilities_.shape() != shape) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "targets.probabilities has shape %s but logits have shape %s",
+            FormatShape(r.probabilities_.shape()), FormatShape(shape)));
+      }
+    }
+  }
+  // The library checks the meaning: finite logits, ids in range, rows summing to 1, options.
+  if (r.has_targets_) {
+    GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(r.problem()));
+  } else {
+    // Without targets the options must still make sense: dummy class-0 targets let the library
+    // check them.
+    const std::vector<int64_t> zeros(r.rows_, 0);
+    LossOptions options = r.options_;
+    options.ignore_index.reset();
+    GRADSERVE_RETURN_IF_ERROR(
+        ValidateLossProblem(LossProblem<T>{r.logits(), Targets<T>::ClassIndices(zeros), options}));
+  }
+  return r;
+}
+
+template <typename T>
+LossProblem<T> LossRequest<T>::problem() const {
+  return {logits(),
+          probability_targets_
+              ? Targets<T>::Probabilities(ConstMatrixMap<T>(probabilities_.data(), rows_, classes_))
+              : Targets<T>::ClassIndices(class_indices_),
+          options_};
+}
+
+template <typename T>
+std::vector<int64_t> LossRequest<T>::loss_shape() const {
+  if (unbatched_ || options_.reduction != Reduction::kNone) return {};
+  return {rows_};
+}
+
+template <typename T>
+std::vector<int64_t> LossRequest<T>::Unbatch(std::vector<int64_t> shape) const {
+  if (unbatched_ && !shape.empty()) shape.erase(shape.begin());
+  return shape;
+}
+
+template class LossRequest<float>;
+template class LossRequest<double>;
+
+}  // namespace gradserve

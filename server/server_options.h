@@ -1,0 +1,28 @@
+// Everything the server is configured with, read once from flags by main.cc.
+#ifndef GRADSERVE_SERVER_SERVER_OPTIONS_H_
+#define GRADSERVE_SERVER_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace gradserve {
+
+// Request limits; each names the flag that sets it so that errors can say which one to change.
+struct Limits {
+  int64_t max_message_bytes = int64_t{64} << 20;      // --max_message_mib
+  int64_t max_elements = int64_t{1} << 25;            // --max_elements, per tensor
+  int64_t max_jacobian_elements = int64_t{1} << 24;   // --max_jacobian_elements, batch·classes²
+  int64_t max_verify_work = int64_t{1} << 31;         // --max_verify_work, batch·classes²
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  Limits limits;
+  int compute_threads = 0;          // per request; 0 = every core
+  std::string token;                // required bearer token; empty = no auth
+  double shutdown_grace_seconds = 20;
+};
+
+}  // namespace gradserve
+
+#endif  // GRADSERVE_SERVER_SERVER_OPTIONS_H_
