@@ -13,6 +13,9 @@ namespace {
 // Requests at least this large are computed on the pool, not on gRPC's callback threads.
 constexpr size_t kOffloadBytes = 256 << 10;
 
+// A request in flight holds itself, its response and working copies of about its size.
+constexpr int64_t kInflightFactor = 3;
+
 // Compares without an early exit, so the time taken says nothing about where a guess differs.
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -52,12 +55,28 @@ absl::Status GradientService::Authenticate(const grpc::CallbackServerContext& ct
   return absl::OkStatus();
 }
 
-absl::Status GradientService::CheckRequestSize(size_t bytes) const {
+absl::Status GradientService::Admit(size_t bytes) {
   const int64_t limit = options_.limits.max_message_bytes;
-  if (static_cast<int64_t>(bytes) <= limit) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrFormat(
-      "request is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
-      bytes / 1048576.0, limit / 1048576.0));
+  if (static_cast<int64_t>(bytes) > limit) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "request is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
+        bytes / 1048576.0, limit / 1048576.0));
+  }
+  const int64_t cost = kInflightFactor * static_cast<int64_t>(bytes);
+  const int64_t before = inflight_bytes_.fetch_add(cost);
+  // A lone request is always admitted, so a limit below one request's cost cannot starve it.
+  if (before > 0 && before + cost > options_.limits.max_inflight_bytes) {
+    inflight_bytes_.fetch_sub(cost);
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "server is busy: %.1f MiB of requests in flight, and this one (%.1f MiB, counted 3x) "
+        "would pass the %.0f MiB limit set by --max_inflight_mib; retry later",
+        before / 1048576.0, bytes / 1048576.0, options_.limits.max_inflight_bytes / 1048576.0));
+  }
+  return absl::OkStatus();
+}
+
+void GradientService::Release(size_t bytes) {
+  inflight_bytes_.fetch_sub(kInflightFactor * static_cast<int64_t>(bytes));
 }
 
 void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
@@ -84,7 +103,7 @@ grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ct
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const size_t bytes = req->ByteSizeLong();
   absl::Status admitted = Authenticate(*ctx);
-  if (admitted.ok()) admitted = CheckRequestSize(bytes);
+  if (admitted.ok()) admitted = Admit(bytes);
   if (!admitted.ok()) {
     reactor->Finish(ToGrpcStatus(admitted));
     return reactor;
@@ -93,7 +112,10 @@ grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ct
       [this, req, resp, logic](const ExecContext& exec) {
         return logic(*req, resp, options_.limits, exec);
       },
-      [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+      [this, reactor, bytes](absl::Status s) {
+        Release(bytes);
+        reactor->Finish(ToGrpcStatus(s));
+      });
   return reactor;
 }
 
@@ -138,16 +160,17 @@ class BackwardStreamReactor final
       return;
     }
     const size_t bytes = request_.ByteSizeLong();
-    const absl::Status size = service_->CheckRequestSize(bytes);
-    if (!size.ok()) {
-      Finish(ToGrpcStatus(size));
+    const absl::Status admitted = service_->Admit(bytes);
+    if (!admitted.ok()) {
+      Finish(ToGrpcStatus(admitted));
       return;
     }
     response_.Clear();
     service_->Run(
         ctx_, bytes,
         [this](const ExecContext& exec) { return RunBackward(request_, &response_, limits_, exec); },
-        [this](absl::Status s) {
+        [this, bytes](absl::Status s) {
+          service_->Release(bytes);
           if (s.ok()) {
             StartWrite(&response_);
           } else {

@@ -6,6 +6,7 @@
 #ifndef GRADSERVE_SERVER_GRADIENT_SERVICE_H_
 #define GRADSERVE_SERVER_GRADIENT_SERVICE_H_
 
+#include <atomic>
 #include <functional>
 
 #include "absl/status/status.h"
@@ -32,8 +33,10 @@ class GradientService final : public v1::GradientService::CallbackService {
 
   // UNAUTHENTICATED unless the call carries the configured bearer token (or none is configured).
   absl::Status Authenticate(const grpc::CallbackServerContext& ctx) const;
-  // RESOURCE_EXHAUSTED when a request of `bytes` is over --max_message_mib.
-  absl::Status CheckRequestSize(size_t bytes) const;
+  // RESOURCE_EXHAUSTED when a request of `bytes` is over --max_message_mib, or when admitting it
+  // would put more than --max_inflight_mib in flight. On OK the caller must Release(bytes).
+  absl::Status Admit(size_t bytes);
+  void Release(size_t bytes);
   // Runs `work` with an ExecContext bound to `ctx`, inline or on the compute pool depending on
   // the request's size, then calls `done` with the final status.
   void Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
@@ -46,6 +49,7 @@ class GradientService final : public v1::GradientService::CallbackService {
                                   Response* resp, Logic logic);
 
   const ServerOptions options_;
+  std::atomic<int64_t> inflight_bytes_{0};
   ComputePool pool_;
 };
 

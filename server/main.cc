@@ -24,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/gradient_service.h"
+#include "lib/status_macros.h"
 #include "server/server_options.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (HOST:PORT; port 0 picks a free one)");
@@ -37,10 +38,24 @@ ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token that every GradientService call must carry (health and "
           "reflection stay open); empty: no auth");
 ABSL_FLAG(double, shutdown_grace_seconds, 20, "how long in-flight calls may run after SIGTERM");
+ABSL_FLAG(int64_t, max_inflight_mib, 1024,
+          "requests admitted at once, counted as 3x their size; beyond it RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain; with --tls_key enables TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
 
 namespace gradserve {
 
 constexpr char kServiceName[] = "gradserve.v1.GradientService";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", flag, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 absl::StatusOr<ServerOptions> OptionsFromFlags() {
   ServerOptions o;
@@ -56,16 +71,38 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   }
   o.compute_threads = absl::GetFlag(FLAGS_compute_threads);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  o.limits.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_mib) << 20;
+  if (o.limits.max_inflight_bytes <= 0) return absl::InvalidArgumentError("--max_inflight_mib must be positive");
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
   if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read --token_file ", token_file));
-    std::stringstream text;
-    text << in.rdbuf();
-    o.token = std::string(absl::StripAsciiWhitespace(text.str()));
+    GRADSERVE_ASSIGN_OR_RETURN(const std::string token, ReadFile(token_file, "--token_file"));
+    o.token = std::string(absl::StripAsciiWhitespace(token));
     if (o.token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token_file ", token_file, " is empty"));
   }
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
+                    client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() != key.empty()) return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  if (!client_ca.empty() && cert.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+  if (!cert.empty()) {
+    TlsFiles tls;
+    GRADSERVE_ASSIGN_OR_RETURN(tls.cert_chain, ReadFile(cert, "--tls_cert"));
+    GRADSERVE_ASSIGN_OR_RETURN(tls.private_key, ReadFile(key, "--tls_key"));
+    if (!client_ca.empty()) {
+      GRADSERVE_ASSIGN_OR_RETURN(tls.client_ca, ReadFile(client_ca, "--tls_client_ca"));
+    }
+    o.tls = std::move(tls);
+  }
   return o;
+}
+
+std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& options) {
+  if (!options.tls) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(
+      options.tls->client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                     : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = options.tls->client_ca;
+  ssl.pem_key_cert_pairs.push_back({options.tls->private_key, options.tls->cert_chain});
+  return grpc::SslServerCredentials(ssl);
 }
 
 int Serve(const ServerOptions& options) {
@@ -78,13 +115,17 @@ int Serve(const ServerOptions& options) {
   GradientService service(options);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen, Credentials(options), &port);
   builder.RegisterService(&service);
   // The transport admits more than --max_message_mib so that an oversized request gets an error
   // that names its size, the limit and the flag, instead of gRPC's generic one.
   const int64_t transport = std::min<int64_t>(4 * options.limits.max_message_bytes, INT32_MAX);
   builder.SetMaxReceiveMessageSize(static_cast<int>(transport));
   builder.SetMaxSendMessageSize(static_cast<int>(transport));
+  // gRPC's own buffers (requests being received) get a bound too, beside the admission limit.
+  grpc::ResourceQuota quota("gradserve");
+  quota.Resize(static_cast<size_t>(options.limits.max_inflight_bytes + 2 * transport));
+  builder.SetResourceQuota(quota);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "gradserve-server: cannot listen on " << options.listen << "\n";
@@ -92,7 +133,9 @@ int Serve(const ServerOptions& options) {
   }
   server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  std::cout << "gradserve-server listening on " << host << ":" << port << std::endl;
+  std::cout << "gradserve-server listening on " << host << ":" << port
+            << (options.tls ? (options.tls->client_ca.empty() ? " (TLS)" : " (mutual TLS)") : "")
+            << (options.token.empty() ? "" : " (bearer token required)") << std::endl;
 
   // Signals were blocked before any thread started, so only this sigwait sees them.
   sigset_t stop_signals;

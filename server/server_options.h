@@ -3,6 +3,7 @@
 #define GRADSERVE_SERVER_SERVER_OPTIONS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace gradserve {
@@ -13,6 +14,16 @@ struct Limits {
   int64_t max_elements = int64_t{1} << 25;            // --max_elements, per tensor
   int64_t max_jacobian_elements = int64_t{1} << 24;   // --max_jacobian_elements, batch·classes²
   int64_t max_verify_work = int64_t{1} << 31;         // --max_verify_work, batch·classes²
+  // Requests admitted at once, counted as 3 × their size (request, response, working copies):
+  // what bounds the server's memory when many huge requests arrive together.
+  int64_t max_inflight_bytes = int64_t{1} << 30;      // --max_inflight_mib
+};
+
+// TLS: a server certificate and key, and optionally a CA that client certificates must chain to.
+struct TlsFiles {
+  std::string cert_chain;  // PEM contents, not paths
+  std::string private_key;
+  std::string client_ca;   // non-empty: mutual TLS, client certificates required
 };
 
 struct ServerOptions {
@@ -20,6 +31,7 @@ struct ServerOptions {
   Limits limits;
   int compute_threads = 0;          // per request; 0 = every core
   std::string token;                // required bearer token; empty = no auth
+  std::optional<TlsFiles> tls;      // empty: plaintext
   double shutdown_grace_seconds = 20;
 };
 
