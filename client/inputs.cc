@@ -1,0 +1,75 @@
+#include "client/inputs.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/json_tensor.h"
+#include "client/npy.h"
+#include "client/status_macros.h"
+#include "client/text_grid.h"
+
+namespace gradserve::client {
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  return contents.str();
+}
+
+absl::StatusOr<HostTensor> ReadTensorArg(absl::string_view flag, const std::string& arg) {
+  const std::string lower = absl::AsciiStrToLower(arg);
+  for (absl::string_view ext : {".csv", ".json", ".npy"}) {
+    if (!absl::EndsWith(lower, ext)) continue;
+    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(std::string contents, ReadWholeFile(arg));
+    if (ext == ".csv") return ParseCsvGrid(arg, contents);
+    if (ext == ".json") return ParseJsonTensor(arg, contents);
+    return ParseNpy(arg, contents);
+  }
+  absl::StatusOr<HostTensor> inline_tensor = ParseInlineGrid(flag, arg);
+  if (!inline_tensor.ok() && std::ifstream(arg).good()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", arg, ": a file, but not .csv, .json or .npy (name it by its format)"));
+  }
+  return inline_tensor;
+}
+
+absl::StatusOr<std::vector<int64_t>> ToClassIndices(absl::string_view flag, const HostTensor& t) {
+  const bool column = t.shape.size() == 2 && t.shape[1] == 1;
+  if (t.shape.size() > 1 && !column) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": class indices are one per row, got shape ",
+                                                   ShapeString(t.shape)));
+  }
+  std::vector<int64_t> out;
+  out.reserve(t.values.size());
+  for (size_t i = 0; i < t.values.size(); ++i) {
+    const double v = t.values[i];
+    // 2^62 keeps the cast exact and defined; real class ids are far below it.
+    if (!(v == std::floor(v) && std::fabs(v) < 4.6e18)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": value ", i, " (", v, ") is not an integer class index"));
+    }
+    out.push_back(static_cast<int64_t>(v));
+  }
+  return out;
+}
+
+HostTensor FitToShape(HostTensor t, const std::vector<int64_t>& want) {
+  if (t.shape.size() != want.size() && static_cast<int64_t>(t.values.size()) == NumElements(want)) {
+    t.shape = want;
+  }
+  return t;
+}
+
+}  // namespace gradserve::client
