@@ -2,3 +2,7 @@
 # the `gradserve` binary against a real gradserve-server (started by ServerProcess).
 gradserve_test(client_inputs_test gradserve::client GTest::gmock)
 gradserve_test(client_output_test gradserve::client GTest::gmock)
+gradserve_test(client_args_test gradserve::client GTest::gmock)
+gradserve_test(client_requests_test gradserve::client GTest::gmock)
+gradserve_test(client_bench_test gradserve::client GTest::gmock)
+
