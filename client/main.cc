@@ -92,8 +92,7 @@ const std::map<std::string, Command>& Commands() {
       {"backward", {"the gradient dL/dlogits of cross-entropy, or a vector-Jacobian product through softmax",
                     {"grad_probs", "grad_loss", "method", "jacobian", "probs"},
                     "gradserve backward --logits 1.75,1.75 --target-probs 0,1 --method chain-rule --jacobian"}},
-      {"verify", {"checks a gradient (or Jacobian) against a numeric derivative: the verdict, the known\n"
-                  "mistake that explains a wrong one, and the right gradient; exit status 1 when wrong",
+      {"verify", {"checks a gradient (or Jacobian): the verdict, the known mistake behind a wrong one, the right one",
                   {"candidate", "candidate_jacobian", "epsilon", "rtol", "atol", "numeric_method"},
                   "gradserve verify --logits 1.75,1.75 --target-probs 0,1 --candidate 6.125,2.625"}},
       {"health", {"asks grpc.health.v1.Health whether the server is SERVING (exit status 0) or not (3)",
@@ -117,8 +116,7 @@ std::string MainUsage() {
       "gradserve: client of the gradserve softmax cross-entropy gradient service\n\n"
       "usage: gradserve [global flags] COMMAND [flags]\n\ncommands:\n";
   for (const auto& [name, command] : Commands()) {
-    absl::StrAppend(&out, absl::StrFormat("  %-9s ", name),
-                    command.summary.substr(0, command.summary.find('\n')), "\n");
+    absl::StrAppend(&out, absl::StrFormat("  %-9s ", name), command.summary, "\n");
   }
   absl::StrAppend(&out, "\nglobal flags:\n", FlagsHelp(kGlobalFlags),
                   "\nexit status: 0 ok, 1 verify found the gradient wrong, 2 bad usage or input,"
