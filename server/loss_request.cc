@@ -69,10 +69,9 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
       }
     }
   }
-  // The library checks the meaning: finite logits, ids in range, rows summing to 1, options.
-  if (r.has_targets_) {
-    GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(r.problem()));
-  } else {
+  // With targets, the library call that follows checks the meaning (finite logits, ids in
+  // range, rows summing to 1, options) in the same pass as the math.
+  if (!r.has_targets_) {
     // Without targets the options must still make sense: dummy class-0 targets let the library
     // check them.
     const std::vector<int64_t> zeros(r.rows_, 0);

@@ -23,7 +23,8 @@ bool HasNonDefaultOptions(const v1::LossOptions& options);
 template <typename T>
 class LossRequest {
  public:
-  // `targets` may be null (Forward without targets, Backward with grad_probabilities).
+  // `targets` may be null (Forward without targets, Backward with grad_probabilities): the
+  // options are then validated here; with targets, by the library call that uses them.
   static absl::StatusOr<LossRequest> Decode(const v1::Tensor& logits, const v1::Targets* targets,
                                             const v1::LossOptions& options, const Limits& limits);
 
