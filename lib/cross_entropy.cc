@@ -196,8 +196,8 @@ void TargetRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T* q) {
   }
 }
 
-// One row's loss l = s·log S - Σ_c q_c (z_c - m) (the max-shifted form keeps float64 exact to
-// rounding even for logits of 1e4) and, when `grad` is set, its gradient r·(s·a - q), written
+// One row's loss l = s·(log S + offset) - Σ_c q_c (z_c - m) (the max-shifted form keeps float64
+// exact to rounding even for logits of 1e4) and, when `grad` is set, its gradient r·(s·a - q), written
 // with one pass over the exponentials. Index targets without smoothing take the short path:
 // q is the single entry w_y at the target class.
 template <typename T>
@@ -216,7 +216,7 @@ T FusedRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* grad
       ArrayMap<T>(grad, c) *= r * wy / ex.sum;
       grad[y] -= r * wy;
     }
-    return wy * (log_s - (z[y] - ex.max));
+    return wy * (log_s - ex.Shifted(z[y]));
   }
   TargetRow(p, plan, i, scratch);
   ConstArrayMap<T> q(scratch, c);
@@ -225,7 +225,7 @@ T FusedRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* grad
     ArrayMap<T> g(grad, c);
     g = g * (r * s / ex.sum) - r * q;
   }
-  return s * log_s - (q * (zr - ex.max)).sum();
+  return s * (log_s + ex.offset) - (q * (zr - ex.max)).sum();
 }
 
 // CHAIN_RULE: dL/dA = -r·q / a, then dL/dz = J(a)·dL/dA = a⊙g - a·<a, g>. Where a_c underflows to
@@ -253,7 +253,36 @@ T ChainRuleRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* 
   const T dot = agr.sum();
   a = agr - a * dot;
   ConstArrayMap<T> qr(q, c);
-  return qr.sum() * std::log(ex.sum) - (qr * (ConstArrayMap<T>(z, c) - ex.max)).sum();
+  return qr.sum() * (std::log(ex.sum) + ex.offset) -
+         (qr * (ConstArrayMap<T>(z, c) - ex.max)).sum();
+}
+
+// FusedRow's short path (index targets, no smoothing, gradient wanted) over rows [begin, end),
+// through the row pipeline. `record(i, loss, finite)` receives each row's loss.
+template <typename T, typename RecordFn>
+void FusedIndexRows(const LossProblem<T>& p, const Plan<T>& plan, int64_t begin, int64_t end,
+                    MatrixMap<T> grad, RecordFn&& record) {
+  const int64_t c = plan.classes;
+  auto weight = [&](int64_t y) { return plan.has_weights() ? plan.weights[y] : T(1); };
+  auto row_scale = [&](int64_t k, const internal::ShiftedExp<T>& ex) -> T {
+    const int64_t i = begin + k;
+    if (IsIgnoredRow(p, i)) {
+      // PyTorch: an ignored row adds nothing to the loss and gets a zero gradient.
+      record(i, T(0), ex.finite);
+      return T(0);
+    }
+    const int64_t y = p.targets.class_indices[i];
+    record(i, weight(y) * (std::log(ex.sum) - ex.Shifted(p.logits(i, y))), ex.finite);
+    return plan.RowScale(i) * weight(y) / ex.sum;
+  };
+  auto row_done = [&](int64_t k) {
+    const int64_t i = begin + k;
+    if (IsIgnoredRow(p, i)) return;
+    const int64_t y = p.targets.class_indices[i];
+    grad(i, y) -= plan.RowScale(i) * weight(y);
+  };
+  internal::ExpRows(p.logits.row(begin).data(), grad.row(begin).data(), end - begin, c, row_scale,
+                    row_done);
 }
 
 }  // namespace
@@ -308,9 +337,18 @@ absl::StatusOr<LossSummary> CrossEntropy(const LossProblem<T>& p, absl::Span<con
   MatrixMap<T> grad_probs_out = out.grad_probabilities;
   absl::Span<T> loss_out = out.loss;
 
+  auto record = [&](int64_t i, T loss, bool finite) {
+    if (!finite) non_finite.store(true, std::memory_order_relaxed);
+    if (per_row_loss) {
+      if (!loss_out.empty()) loss_out[i] = loss;
+    } else {
+      row_loss[i] = loss;
+    }
+  };
+  // The short path (index targets, no smoothing, fused) needs no scratch row.
+  const bool short_path = !chain && !p.targets.is_probabilities && plan.smoothing == T(0);
   GRADSERVE_RETURN_IF_ERROR(ParallelForRows(n, c, ctx, [&](int64_t begin, int64_t end) {
-    // The short path (index targets, no smoothing, fused) needs no scratch row.
-    const bool short_path = !chain && !p.targets.is_probabilities && plan.smoothing == T(0);
+    if (short_path && want_grad) return FusedIndexRows(p, plan, begin, end, grad_out, record);
     std::vector<T> scratch(short_path ? 0 : 3 * c);
     for (int64_t i = begin; i < end; ++i) {
       T* grad = want_grad ? grad_out.row(i).data() : nullptr;
@@ -327,12 +365,7 @@ absl::StatusOr<LossSummary> CrossEntropy(const LossProblem<T>& p, absl::Span<con
       } else {
         loss = FusedRow(p, plan, i, plan.RowScale(i), grad, scratch.data(), &finite);
       }
-      if (!finite) non_finite.store(true, std::memory_order_relaxed);
-      if (per_row_loss) {
-        if (!loss_out.empty()) loss_out[i] = loss;
-      } else {
-        row_loss[i] = loss;
-      }
+      record(i, loss, finite);
     }
   }));
   if (non_finite.load()) return ValidateFiniteLogits<T>(p.logits);

@@ -48,16 +48,26 @@ absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
   if (want_lp) GRADSERVE_RETURN_IF_ERROR(CheckSameShape("log_probabilities", log_probabilities.rows(), log_probabilities.cols(), n, c));
 
   std::atomic<bool> non_finite{false};
+  // log_softmax = (z - m) - (offset + log S): the large m cancels exactly first.
+  auto write_log_probs = [&](int64_t i, const internal::ShiftedExp<T>& row) {
+    if (!row.finite) non_finite.store(true, std::memory_order_relaxed);
+    if (!want_lp) return;
+    ArrayMap<T>(log_probabilities.row(i).data(), c) =
+        (ConstArrayMap<T>(logits.row(i).data(), c) - row.max) - (row.offset + std::log(row.sum));
+  };
   GRADSERVE_RETURN_IF_ERROR(ParallelForRows(n, c, ctx, [&](int64_t begin, int64_t end) {
+    if (want_p) {
+      internal::ExpRows(
+          logits.row(begin).data(), probabilities.row(begin).data(), end - begin, c,
+          [&](int64_t k, const internal::ShiftedExp<T>& row) {
+            write_log_probs(begin + k, row);
+            return T(1) / row.sum;
+          },
+          [](int64_t) {});
+      return;
+    }
     for (int64_t i = begin; i < end; ++i) {
-      const T* z = logits.row(i).data();
-      T* p = want_p ? probabilities.row(i).data() : nullptr;
-      const internal::ShiftedExp<T> row = internal::ExpShifted(z, p, c);
-      if (!row.finite) non_finite.store(true, std::memory_order_relaxed);
-      if (p != nullptr) ArrayMap<T>(p, c) *= T(1) / row.sum;
-      if (want_lp) {
-        ArrayMap<T>(log_probabilities.row(i).data(), c) = ConstArrayMap<T>(z, c) - row.LogSumExp();
-      }
+      write_log_probs(i, internal::ExpShifted<T>(logits.row(i).data(), nullptr, c));
     }
   }));
   if (non_finite.load()) return ValidateFiniteLogits(logits);

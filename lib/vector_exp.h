@@ -1,0 +1,139 @@
+// Vector operations for the shifted exponentials of softmax (internal).
+//
+// At 1,000 classes the exponentials, not memory, separate a plain kernel from the memory floor
+// (../shared/PERF.md). VecOps<T> is the small set of packet operations the row kernels need, with
+// partial (tail) variants so that a row's last elements take the same vector path:
+//  - float with AVX-512: a 9-instruction exp (shift fused into one FMA, vreduceps range
+//    reduction, degree-5 polynomial, vscalefps), a few ulp, far inside API.md's float32 bound;
+//  - every other type and ISA: Eigen's packet exp, about 1 ulp (float64 stays exact to rounding).
+#ifndef GRADSERVE_LIB_VECTOR_EXP_H_
+#define GRADSERVE_LIB_VECTOR_EXP_H_
+
+#include <cstdint>
+#include <limits>
+
+#include "Eigen/Core"
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#define GRADSERVE_FAST_EXP_AVX512 1
+#endif
+
+namespace gradserve::internal {
+
+// Portable operations over Eigen packets (SSE, AVX2, AVX-512; float and double).
+template <typename T>
+struct VecOps {
+  using P = typename Eigen::internal::packet_traits<T>::type;
+  static constexpr int64_t kLanes = Eigen::internal::packet_traits<T>::size;
+
+  // exp(z - shift.max) with Eigen's exp: no offset.
+  struct Shift {
+    P max;
+  };
+  static Shift MakeShift(T max, T* offset) {
+    *offset = T(0);
+    return {Set1(max)};
+  }
+  static P Exp(P z, const Shift& s) {
+    return Eigen::internal::pexp(Eigen::internal::psub(z, s.max));
+  }
+
+  static P InRegister(P v) { return v; }
+  static P Set1(T v) { return Eigen::internal::pset1<P>(v); }
+  static P Load(const T* p) { return Eigen::internal::ploadu<P>(p); }
+  static void Store(T* p, P v) { Eigen::internal::pstoreu(p, v); }
+  static P Max(P a, P b) { return Eigen::internal::pmax(a, b); }
+  static P Min(P a, P b) { return Eigen::internal::pmin(a, b); }
+  static P Add(P a, P b) { return Eigen::internal::padd(a, b); }
+  static P Mul(P a, P b) { return Eigen::internal::pmul(a, b); }
+  static T ReduceMax(P v) { return Eigen::internal::predux_max(v); }
+  static T ReduceMin(P v) { return Eigen::internal::predux_min(v); }
+  static T ReduceAdd(P v) { return Eigen::internal::predux(v); }
+
+  // The first k < kLanes lanes of p, the others set to `fill`.
+  static P LoadPart(const T* p, int64_t k, T fill) {
+    alignas(64) T buf[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) buf[j] = j < k ? p[j] : fill;
+    return Eigen::internal::pload<P>(buf);
+  }
+  static void StorePart(T* p, P v, int64_t k) {
+    alignas(64) T buf[kLanes];
+    Eigen::internal::pstore(buf, v);
+    for (int64_t j = 0; j < k; ++j) p[j] = buf[j];
+  }
+  // acc + v on the first k lanes only.
+  static P AddPart(P acc, P v, int64_t k) {
+    alignas(64) T buf[kLanes];
+    Eigen::internal::pstore(buf, v);
+    for (int64_t j = k; j < kLanes; ++j) buf[j] = T(0);
+    return Add(acc, Eigen::internal::pload<P>(buf));
+  }
+};
+
+#ifdef GRADSERVE_FAST_EXP_AVX512
+
+template <>
+struct VecOps<float> {
+  using P = __m512;
+  static constexpr int64_t kLanes = 16;
+
+  // t = z·log2(e) + c with c = fl(-max·log2 e), one FMA. The rounding of c moves every exponent by
+  // the same tiny amount; `*offset` reports it in natural-log units (|offset| <= |max|·2^-24) so
+  // that callers forming z - max (the loss, log-probabilities) stay exact even for |z| ~ 1e4.
+  struct Shift {
+    P log2e, c;
+  };
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static Shift MakeShift(float max, float* offset) {
+    const float c = -max * kLog2e;
+    *offset = static_cast<float>(
+        -(static_cast<double>(c) + static_cast<double>(max) * kLog2e) / kLog2e);
+    return {_mm512_set1_ps(kLog2e), _mm512_set1_ps(c)};
+  }
+  static P Exp(P z, const Shift& s) { return Exp2(_mm512_fmadd_ps(z, s.log2e, s.c)); }
+
+  // 2^t for t <= 127: 2^floor(t) · p(t - floor(t)), p a degree-5 minimax fit of 2^f on [0, 1)
+  // (relative error 1.7e-7 evaluated in float). vscalefps applies 2^floor(t) itself,
+  // underflowing to 0 below -149 and propagating NaN.
+  static P Exp2(P t) {
+    const P f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    P p = _mm512_set1_ps(0.0018782015f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.00898993853f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0558235422f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.240155637f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693152606f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99999994f));
+    return _mm512_scalef_ps(p, t);
+  }
+
+  // Keeps a loaded value in a register: GCC would otherwise fold the load into each of its uses
+  // (max and min), and loads are what bounds the pipelined row loop.
+  static P InRegister(P v) {
+    asm("" : "+v"(v));
+    return v;
+  }
+  static P Set1(float v) { return _mm512_set1_ps(v); }
+  static P Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, P v) { _mm512_storeu_ps(p, v); }
+  static P Max(P a, P b) { return _mm512_max_ps(a, b); }
+  static P Min(P a, P b) { return _mm512_min_ps(a, b); }
+  static P Add(P a, P b) { return _mm512_add_ps(a, b); }
+  static P Mul(P a, P b) { return _mm512_mul_ps(a, b); }
+  static float ReduceMax(P v) { return _mm512_reduce_max_ps(v); }
+  static float ReduceMin(P v) { return _mm512_reduce_min_ps(v); }
+  static float ReduceAdd(P v) { return _mm512_reduce_add_ps(v); }
+
+  static __mmask16 Mask(int64_t k) { return static_cast<__mmask16>((1u << k) - 1); }
+  static P LoadPart(const float* p, int64_t k, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), Mask(k), p);
+  }
+  static void StorePart(float* p, P v, int64_t k) { _mm512_mask_storeu_ps(p, Mask(k), v); }
+  static P AddPart(P acc, P v, int64_t k) { return _mm512_mask_add_ps(acc, Mask(k), acc, v); }
+};
+
+#endif  // GRADSERVE_FAST_EXP_AVX512
+
+}  // namespace gradserve::internal
+
+#endif  // GRADSERVE_LIB_VECTOR_EXP_H_
