@@ -16,7 +16,13 @@ std::shared_ptr<grpc::Channel> CreateChannel(const ConnectionOptions& options, b
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
   if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  if (!options.tls) return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_root_ca;
+  ssl.pem_cert_chain = options.tls_cert_chain;
+  ssl.pem_private_key = options.tls_private_key;
+  if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  return grpc::CreateCustomChannel(options.target, grpc::SslCredentials(ssl), args);
 }
 
 void PrepareContext(const ConnectionOptions& options, grpc::ClientContext* context) {

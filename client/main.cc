@@ -21,6 +21,7 @@
 #include "client/cli_args.h"
 #include "client/commands.h"
 #include "client/exit_codes.h"
+#include "client/inputs.h"
 #include "client/option_values.h"
 #include "client/requests.h"
 #include "client/status_macros.h"
@@ -30,6 +31,11 @@ ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "server: host:port, dns:///host:port or ipv4:a:port,b:port (round-robin over all)");
 ABSL_FLAG(std::string, token, "", "bearer token for a server started with one (default: $GRADSERVE_TOKEN)");
 ABSL_FLAG(std::string, timeout, "30", "deadline of each call: seconds, or a duration like 500ms; 0: none");
+ABSL_FLAG(bool, tls, false, "connect with TLS, checking the server against the system's roots (or --tls_ca)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA that signed the server's certificate (implies --tls)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for a server that requires mutual TLS (implies --tls)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "", "name to check the server's certificate against (default: the target's host)");
 ABSL_FLAG(std::string, format, "table", "output: table (for people) or json (the response, for scripts)");
 // Inputs of forward, backward and verify.
 ABSL_FLAG(std::string, logits, "", "logits: inline '1.75,1.75' (';' between rows) or a .csv/.json/.npy file");
@@ -73,7 +79,8 @@ ABSL_FLAG(uint64_t, seed, 1, "seed of the random logits and labels");
 namespace gradserve::client {
 namespace {
 
-const std::vector<std::string> kGlobalFlags = {"target", "token", "timeout", "format"};
+const std::vector<std::string> kGlobalFlags = {"target", "token", "timeout", "tls", "tls_ca", "tls_cert",
+                                               "tls_key", "tls_server_name", "format"};
 const std::vector<std::string> kLossFlags = {"logits", "labels", "target_probs", "weights", "reduction",
                                              "label_smoothing", "ignore_index", "dtype", "encoding",
                                              "output", "output_field", "precision"};
@@ -163,6 +170,18 @@ absl::StatusOr<ConnectionOptions> ReadConnectionFlags() {
     if (env != nullptr) conn.token = env;
   }
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.timeout, ParseSeconds("timeout", absl::GetFlag(FLAGS_timeout)));
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca), cert = absl::GetFlag(FLAGS_tls_cert),
+                    key = absl::GetFlag(FLAGS_tls_key);
+  if (cert.empty() != key.empty()) return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  conn.tls = absl::GetFlag(FLAGS_tls) || !ca.empty() || !cert.empty();
+  conn.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (!ca.empty()) {
+    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_root_ca, ReadWholeFile(ca));
+  }
+  if (!cert.empty()) {
+    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_cert_chain, ReadWholeFile(cert));
+    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_private_key, ReadWholeFile(key));
+  }
   return conn;
 }
 

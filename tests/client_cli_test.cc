@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/client_test_util.h"
 #include "tests/server_process.h"
+#include "tests/test_certificates.h"
 
 namespace gradserve::client {
 namespace {
@@ -346,6 +347,31 @@ TEST(ClientCliTokenTest, TokenFromFlagOrEnvironment) {
   EXPECT_EQ(RunCli(call, {"GRADSERVE_TOKEN=s3cret"}).exit_code, 0);
   // Health answers without a token, as Kubernetes probes need.
   EXPECT_EQ(RunCli({target, "health"}).exit_code, 0);
+}
+
+TEST(ClientCliTlsTest, MutualTlsNeedsTheCaAndAClientCertificate) {
+  const gradserve::testing::Certificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl failed";
+  auto server = gradserve::testing::ServerProcess::Start(
+      {"--tls_cert=" + certs.Path("server.pem"), "--tls_key=" + certs.Path("server.key"),
+       "--tls_client_ca=" + certs.Path("ca.pem")});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string target = "--target=" + (*server)->address();
+  const std::vector<std::string> forward = {"forward", "--logits", "1.75,1.75"};
+  auto with = [&](std::vector<std::string> flags) {
+    flags.insert(flags.begin(), target);
+    flags.insert(flags.end(), forward.begin(), forward.end());
+    return RunCli(flags);
+  };
+  const CliResult mutual = with({"--tls_ca=" + certs.Path("ca.pem"), "--tls_cert=" + certs.Path("client.pem"),
+                                 "--tls_key=" + certs.Path("client.key")});
+  EXPECT_EQ(mutual.exit_code, 0) << mutual.err;
+  EXPECT_THAT(mutual.out, HasSubstr("0.5"));
+  EXPECT_EQ(with({"--tls_ca=" + certs.Path("ca.pem")}).exit_code, 3);  // no client certificate
+  EXPECT_EQ(with({}).exit_code, 3);                                     // plaintext
+  const CliResult half = with({"--tls_cert=" + certs.Path("client.pem")});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_THAT(half.err, HasSubstr("--tls_cert and --tls_key go together"));
 }
 
 }  // namespace

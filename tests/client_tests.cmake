@@ -7,6 +7,7 @@ gradserve_test(client_requests_test gradserve::client GTest::gmock)
 gradserve_test(client_bench_test gradserve::client GTest::gmock)
 
 # End to end: the gradserve binary, run as a subprocess against a gradserve-server.
-gradserve_test(client_cli_test gradserve::client gradserve_test_server_process GTest::gmock)
+gradserve_test(client_cli_test gradserve::client gradserve_test_server_process
+  gradserve_test_certificates GTest::gmock)
 target_compile_definitions(client_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_cli_test gradserve gradserve-server)

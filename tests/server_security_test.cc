@@ -1,8 +1,5 @@
 // TLS, mutual TLS and the in-flight memory bound, against the real gradserve-server binary.
 // Certificates are made at test time with openssl.
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -10,46 +7,14 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/test_certificates.h"
 
 namespace gradserve {
 namespace {
 
+using testing::Certificates;
 using testing::ServerProcess;
 namespace pb = ::gradserve::v1;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A CA, a server certificate for 127.0.0.1/localhost and a client certificate, in a temp dir.
-class Certificates {
- public:
-  Certificates() {
-    char tmpl[] = "/tmp/gradserve-tls-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    const std::string script = absl::StrCat(
-        "cd ", dir_, " && (",
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca && ",
-        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost && ",
-        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext && ",
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext && ",
-        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client && ",
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1",
-        ") > openssl.log 2>&1");
-    ok_ = std::system(script.c_str()) == 0;
-  }
-  ~Certificates() { std::system(absl::StrCat("rm -rf ", dir_).c_str()); }
-  bool ok() const { return ok_; }
-  std::string Path(const char* name) const { return absl::StrCat(dir_, "/", name); }
-  std::string Pem(const char* name) const { return Slurp(Path(name)); }
-
- private:
-  std::string dir_;
-  bool ok_ = false;
-};
 
 grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel) {
   pb::ForwardRequest req;

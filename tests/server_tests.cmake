@@ -5,6 +5,10 @@ target_link_libraries(gradserve_test_server_process PUBLIC absl::statusor absl::
 target_compile_definitions(gradserve_test_server_process
   PRIVATE GRADSERVE_SERVER_BINARY="$<TARGET_FILE:gradserve-server>")
 
+add_library(gradserve_test_certificates STATIC test_certificates.cc)
+target_include_directories(gradserve_test_certificates PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(gradserve_test_certificates PUBLIC absl::strings)
+
 # Client stubs the tests need beyond gradserve's own: health and reflection.
 set(test_gen ${CMAKE_CURRENT_BINARY_DIR}/gen)
 set(test_proto_srcs
@@ -28,4 +32,4 @@ target_link_libraries(gradserve_test_protos PUBLIC gradserve::proto)
 
 gradserve_test(tensor_codec_test gradserve::server)
 gradserve_test(server_test gradserve::proto gradserve_test_protos gradserve_test_server_process)
-gradserve_test(server_security_test gradserve::proto gradserve_test_server_process)
+gradserve_test(server_security_test gradserve::proto gradserve_test_server_process gradserve_test_certificates)
