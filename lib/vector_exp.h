@@ -132,6 +132,75 @@ struct VecOps<float> {
   static P AddPart(P acc, P v, int64_t k) { return _mm512_mask_add_ps(acc, Mask(k), acc, v); }
 };
 
+template <>
+struct VecOps<double> {
+  using P = __m512d;
+  static constexpr int64_t kLanes = 8;
+
+  struct Shift {
+    P max;
+  };
+  static Shift MakeShift(double max, double* offset) {
+    *offset = 0.0;
+    return {_mm512_set1_pd(max)};
+  }
+  static P Exp(P z, const Shift& s) { return ExpNonPositive(_mm512_sub_pd(z, s.max)); }
+
+  // exp(x) for x <= 0 to about 1 ulp, like std::exp: x = (n + j/16)·ln2 + r with |r| <= ln2/32,
+  // exp(x) = 2^floor(n) · T[j] · (1 + q(r)), T[j] = 2^(j/16) from a 16-entry table held in two
+  // registers, q a degree-7 Taylor polynomial (truncation 1e-18). Half the instructions of
+  // Eigen's Padé form and no division.
+  static P ExpNonPositive(P x) {
+    // Below -1000 the result is 0; clamping keeps r small (max(lo, NaN) is NaN: NaN propagates).
+    x = _mm512_max_pd(_mm512_set1_pd(-1000.0), x);
+    // s = 1.5·2^52 + round(16·x/ln2): its low mantissa bits are that integer.
+    const P magic = _mm512_set1_pd(6755399441055744.0);
+    const P s = _mm512_fmadd_pd(x, _mm512_set1_pd(23.083120654223414), magic);
+    const P n16 = _mm512_sub_pd(s, magic);
+    P r = _mm512_fnmadd_pd(n16, _mm512_set1_pd(0.04332169867120683), x);  // ln2/16, high part
+    r = _mm512_fnmadd_pd(n16, _mm512_set1_pd(1.1378974990650914e-10), r);  // and low part
+    const P t_lo = _mm512_setr_pd(1.0, 1.0442737824274138, 1.0905077326652577,
+                                  1.1387886347566916, 1.189207115002721, 1.241857812073484,
+                                  1.2968395546510096, 1.3542555469368927);
+    const P t_hi = _mm512_setr_pd(1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
+                                  1.6104903319492543, 1.681792830507429, 1.7562521603732995,
+                                  1.8340080864093424, 1.9152065613971474);
+    const P t = _mm512_permutex2var_pd(t_lo, _mm512_castpd_si512(s), t_hi);
+    P q = _mm512_set1_pd(1.0 / 5040);
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 720));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 120));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0));
+    q = _mm512_mul_pd(q, r);  // e^r - 1
+    // vscalefpd multiplies by 2^floor(n16/16) = 2^((n16 - j)/16).
+    return _mm512_scalef_pd(_mm512_fmadd_pd(t, q, t), _mm512_mul_pd(n16, _mm512_set1_pd(0.0625)));
+  }
+
+  static P InRegister(P v) {
+    asm("" : "+v"(v));
+    return v;
+  }
+  static P Set1(double v) { return _mm512_set1_pd(v); }
+  static P Load(const double* p) { return _mm512_loadu_pd(p); }
+  static void Store(double* p, P v) { _mm512_storeu_pd(p, v); }
+  static P Max(P a, P b) { return _mm512_max_pd(a, b); }
+  static P Min(P a, P b) { return _mm512_min_pd(a, b); }
+  static P Add(P a, P b) { return _mm512_add_pd(a, b); }
+  static P Mul(P a, P b) { return _mm512_mul_pd(a, b); }
+  static double ReduceMax(P v) { return _mm512_reduce_max_pd(v); }
+  static double ReduceMin(P v) { return _mm512_reduce_min_pd(v); }
+  static double ReduceAdd(P v) { return _mm512_reduce_add_pd(v); }
+
+  static __mmask8 Mask(int64_t k) { return static_cast<__mmask8>((1u << k) - 1); }
+  static P LoadPart(const double* p, int64_t k, double fill) {
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), Mask(k), p);
+  }
+  static void StorePart(double* p, P v, int64_t k) { _mm512_mask_storeu_pd(p, Mask(k), v); }
+  static P AddPart(P acc, P v, int64_t k) { return _mm512_mask_add_pd(acc, Mask(k), acc, v); }
+};
+
 #endif  // GRADSERVE_FAST_EXP_AVX512
 
 }  // namespace gradserve::internal
