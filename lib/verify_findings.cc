@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -16,13 +17,6 @@
 
 namespace gradserve {
 namespace {
-
-// A candidate-gradient mistake, re-enacted: its output and the words that describe it.
-struct Mistake {
-  FindingCode code;
-  RowMatrix<double> grad;
-  std::string what;  // completes "candidate ... <what>"
-};
 
 // Scale of dL/dl_i in the verifier's loss: 1/denominator for MEAN (NaN if 0), else 1.
 double LossScale(const LossProblem<double>& p) {
@@ -193,57 +187,116 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
   const std::string truth_text = FormatVector(truth.row(i).data(), c);
   const std::string right = absl::StrFormat("J(a) with a = %s gives %s = %s", a_text, truth_text,
                                             TruthFormula(p, a, truth, i));
-
-  const RowMatrix<double> grad_a = GradWrtProbabilities(p, a);
   const RowMatrix<double> z = p.logits;
-  std::vector<Mistake> mistakes;
-  mistakes.push_back({FindingCode::kJacobianAtLogits, JacobianProduct(z, grad_a),
-                      absl::StrFormat("matches the chain rule with the softmax Jacobian evaluated "
-                                      "at the logits z = %s instead of at a = softmax(z): "
-                                      "J(z) = diag(z) - z z^T times dL/dA; the correct %s",
-                                      z_text, right)});
-  mistakes.push_back({FindingCode::kDiagonalOnlyJacobian,
-                      ((a.array() - a.array().square()) * grad_a.array()).matrix(),
-                      absl::StrFormat("matches diag(a - a^2) times dL/dA: the off-diagonal "
-                                      "-a_i a_j terms of the softmax Jacobian were dropped; the full %s",
-                                      right)});
-  mistakes.push_back({FindingCode::kGradientWrtProbabilities, grad_a,
-                      absl::StrFormat("is dL/dA, the gradient with respect to the probabilities "
-                                      "a = softmax(z), not the logits; multiplying it by %s",
-                                      right)});
-  mistakes.push_back({FindingCode::kSignFlipped, -truth,
-                      absl::StrFormat("has the opposite sign: t - a instead of a - t; %s", right)});
-  for (const auto& [scale, why] : ScaleMistakes(p)) {
-    mistakes.push_back({FindingCode::kMeanScale, scale * truth,
-                        absl::StrFormat("is the true gradient times %.6g: %s; %s", scale, why, right)});
-  }
-  mistakes.push_back({FindingCode::kSoftmaxNotApplied, ClosedFormAt(p, z),
-                      absl::StrFormat("matches z - t: the logits z = %s were used as probabilities "
-                                      "without softmax; with a = softmax(z) = %s the gradient is %s",
-                                      z_text, a_text, truth_text)});
-  for (const DroppedOptions& d : OptionSubsets(p)) {
-    mistakes.push_back({FindingCode::kOptionIgnored, TrueGradient(Without(p, d)),
-                        absl::StrFormat("matches the gradient computed without %s; with every "
-                                        "option applied the row is %s",
-                                        absl::StrJoin(d.names, ", "), truth_text)});
+
+  // A wrong gradient is re-enacted as a base mistake (or none) on the problem with some options
+  // left out, times a sign and a scale; each part that differs from the truth is one code.
+  // Explanations with the fewest codes win, so a single mistake is never reported as a combination.
+  struct Match {
+    std::vector<FindingCode> codes;
+    std::map<FindingCode, std::string> what;  // completes "candidate ... <what>", per code
+    RowMatrix<double> mistaken;
+    double residual;
+  };
+  std::vector<Match> matches;
+  std::vector<DroppedOptions> subsets = OptionSubsets(p);
+  subsets.insert(subsets.begin(), DroppedOptions{});
+  for (const DroppedOptions& dropped : subsets) {
+    const bool drops = !dropped.names.empty();
+    const LossProblem<double> q = Without(p, dropped);
+    const RowMatrix<double> grad_a = GradWrtProbabilities(q, a);
+    struct Base {
+      std::optional<FindingCode> code;
+      RowMatrix<double> grad;
+      std::string what;
+    };
+    Base bases[] = {
+        {std::nullopt, drops ? TrueGradient(q) : truth, ""},
+        {FindingCode::kJacobianAtLogits, JacobianProduct(z, grad_a),
+         absl::StrFormat("matches the chain rule with the softmax Jacobian evaluated at the logits "
+                         "z = %s instead of at a = softmax(z): J(z) = diag(z) - z z^T times dL/dA; "
+                         "the correct %s", z_text, right)},
+        {FindingCode::kDiagonalOnlyJacobian,
+         ((a.array() - a.array().square()) * grad_a.array()).matrix(),
+         absl::StrFormat("matches diag(a - a^2) times dL/dA: the off-diagonal -a_i a_j terms of "
+                         "the softmax Jacobian were dropped; the full %s", right)},
+        {FindingCode::kGradientWrtProbabilities, grad_a,
+         absl::StrFormat("is dL/dA, the gradient with respect to the probabilities a = softmax(z), "
+                         "not the logits; multiplying it by %s", right)},
+        {FindingCode::kSoftmaxNotApplied, ClosedFormAt(q, z),
+         absl::StrFormat("matches z - t: the logits z = %s were used as probabilities without "
+                         "softmax; with a = softmax(z) = %s the gradient is %s",
+                         z_text, a_text, truth_text)},
+    };
+    std::vector<std::pair<double, std::string>> scales = {{1.0, ""}};
+    for (const auto& list : {ScaleMistakes(p), ScaleMistakes(q)}) {
+      for (const auto& s : list) {
+        if (std::none_of(scales.begin(), scales.end(), [&](auto& x) { return x.first == s.first; })) {
+          scales.push_back(s);
+        }
+      }
+    }
+    for (const Base& base : bases) {
+      for (double sign : {1.0, -1.0}) {
+        for (const auto& [scale, scale_why] : scales) {
+          Match m;
+          if (base.code) m.what[*base.code] = base.what;
+          if (drops) {
+            m.what[FindingCode::kOptionIgnored] = absl::StrFormat(
+                "matches the gradient computed without %s; with every option applied the row is %s",
+                absl::StrJoin(dropped.names, ", "), truth_text);
+          }
+          if (sign < 0) m.what[FindingCode::kSignFlipped] = absl::StrFormat(
+              "has the opposite sign: t - a instead of a - t; %s", right);
+          if (scale != 1.0) m.what[FindingCode::kMeanScale] = absl::StrFormat(
+              "is the true gradient times %.6g: %s; %s", scale, scale_why, right);
+          if (m.what.empty()) continue;  // the truth itself
+          const double factor = sign * scale;
+          const double* v = base.grad.data();
+          auto variant_close_to = [&](const double* ref) {
+            for (int64_t k = 0; k < size; ++k) {
+              if (!IsClose(factor * v[k], ref[k], o.rtol, o.atol)) return false;
+            }
+            return true;
+          };
+          auto candidate_close = [&] {
+            for (int64_t k = 0; k < size; ++k) {
+              if (!IsClose(candidate[k], factor * v[k], o.rtol, o.atol)) return false;
+            }
+            return true;
+          };
+          if (!candidate_close() || variant_close_to(truth.data())) continue;
+          m.mistaken = factor * base.grad;
+          m.residual = MaxAbsDiff(candidate, m.mistaken.data(), size);
+          for (const auto& [code, unused] : m.what) m.codes.push_back(code);
+          matches.push_back(std::move(m));
+        }
+      }
+    }
   }
 
-  // Each code once, with the variant that explains the candidate best.
   std::vector<Finding> findings;
-  for (Mistake& m : mistakes) {
-    const double* v = m.grad.data();
-    if (AllClose(v, truth.data(), size, o.rtol, o.atol)) continue;  // indistinguishable here
-    if (!AllClose(candidate, v, size, o.rtol, o.atol)) continue;
-    const double residual = MaxAbsDiff(candidate, v, size);
-    auto same = std::find_if(findings.begin(), findings.end(),
-                             [&](const Finding& f) { return f.code == m.code; });
-    if (same != findings.end() && same->residual <= residual) continue;
-    Finding f{m.code, absl::StrCat("candidate", row, " ", cand, " ", m.what),
-              std::vector<double>(v, v + size), false, residual};
-    if (same != findings.end()) {
-      *same = std::move(f);
-    } else {
-      findings.push_back(std::move(f));
+  size_t fewest = SIZE_MAX;
+  for (const Match& m : matches) fewest = std::min(fewest, m.codes.size());
+  for (const Match& m : matches) {
+    if (m.codes.size() != fewest) continue;
+    for (FindingCode code : m.codes) {
+      auto same = std::find_if(findings.begin(), findings.end(),
+                               [&](const Finding& f) { return f.code == code; });
+      if (same != findings.end() && same->residual <= m.residual) continue;
+      std::string together;
+      for (FindingCode other : m.codes) {
+        if (other != code) absl::StrAppend(&together, together.empty() ? "" : ", ", FindingCodeName(other));
+      }
+      Finding f{code,
+                absl::StrCat("candidate", row, " ", cand, " ", m.what.at(code),
+                             together.empty() ? "" : absl::StrCat(" (together with ", together, ")")),
+                std::vector<double>(m.mistaken.data(), m.mistaken.data() + size), false, m.residual};
+      if (same != findings.end()) {
+        *same = std::move(f);
+      } else {
+        findings.push_back(std::move(f));
+      }
     }
   }
   std::sort(findings.begin(), findings.end(),

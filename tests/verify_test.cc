@@ -141,6 +141,30 @@ TEST(VerifyGradientTest, EachMistakeIsNamed) {
   }
 }
 
+TEST(VerifyGradientTest, TwoMistakesTogetherAreBothNamed) {
+  RowMatrix<double> z(2, 3);
+  z << 0.5, -1, 2, 1, 0, 0.25;
+  const int64_t labels[] = {2, 0};
+  const LossProblem<double> p{ConstView(z), Targets<double>::ClassIndices(labels), {Reduction::kMean}};
+  // z - t without the mean's 1/2: logits used as probabilities, and the scale forgotten.
+  RowMatrix<double> raw_z = z;
+  raw_z(0, 2) -= 1;
+  raw_z(1, 0) -= 1;
+  const auto r = VerifyGradient({p, raw_z.data()}, ExecContext{});
+  ASSERT_OK(r);
+  EXPECT_EQ(Codes(*r), (std::vector<FindingCode>{FindingCode::kMeanScale, FindingCode::kSoftmaxNotApplied}))
+      << r->summary;
+  for (const Finding& f : r->findings) {
+    EXPECT_EQ(f.residual, 0.0);
+    EXPECT_TRUE(Contains(f.message, "together with")) << f.message;
+  }
+  // Flipped and unscaled: t - a.
+  const RowMatrix<double> flipped = -2.0 * VerifyGradient({p}, ExecContext{})->analytic_grad;
+  const auto f = VerifyGradient({p, flipped.data()}, ExecContext{});
+  EXPECT_EQ(Codes(*f), (std::vector<FindingCode>{FindingCode::kSignFlipped, FindingCode::kMeanScale}))
+      << f->summary;
+}
+
 TEST(VerifyGradientTest, OptionIgnoredNamesTheOption) {
   const Rich rich;
   LossProblem<double> p = rich.Problem();
