@@ -1,6 +1,7 @@
 // gradserve-server: serves gradserve.v1.GradientService, grpc.health.v1.Health and server
 // reflection. Stops on SIGTERM/SIGINT: refuses new calls, lets in-flight ones finish within
 // --shutdown_grace_seconds, exits 0.
+#include <malloc.h>
 #include <signal.h>
 
 #include <chrono>
@@ -105,6 +106,18 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& option
   return grpc::SslServerCredentials(ssl);
 }
 
+// Tensors of several MiB would otherwise each get a fresh mmap and pay a page fault per 4 KiB
+// on every call (about 2,800 per [4096, 1000] float32 Backward, most of its CPU time in a VM).
+// Keeping them on the heap, and keeping up to the in-flight budget of freed heap, reuses pages.
+// One arena: a buffer freed by a gRPC thread is then reused by a compute thread instead of
+// each thread's arena holding its own (peak RSS of one such call 84 MiB instead of 187 MiB);
+// small allocations stay lock-free in glibc's per-thread caches. Must run before any thread.
+void KeepLargeBuffersOnTheHeap(int64_t inflight_bytes) {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest allowed value on 64-bit
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(inflight_bytes, INT32_MAX)));
+}
+
 int Serve(const ServerOptions& options) {
   // Linking health.pb.cc registers grpc.health.v1's descriptors, so reflection can describe the
   // built-in health service (grpc/grpc#36665).
@@ -173,5 +186,6 @@ int main(int argc, char** argv) {
     std::cerr << "gradserve-server: " << options.status().message() << "\n";
     return 2;
   }
+  gradserve::KeepLargeBuffersOnTheHeap(options->limits.max_inflight_bytes);
   return gradserve::Serve(*options);
 }
