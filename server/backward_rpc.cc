@@ -5,6 +5,7 @@
 #include "lib/cross_entropy.h"
 #include "lib/softmax.h"
 #include "lib/status_macros.h"
+#include "server/limits.h"
 #include "server/loss_request.h"
 #include "server/rpc_logic.h"
 #include "server/tensor_codec.h"

@@ -1,8 +1,8 @@
 // Forward: softmax (and log-softmax), plus the loss when targets are given.
-#include "absl/strings/str_format.h"
 #include "lib/cross_entropy.h"
 #include "lib/softmax.h"
 #include "lib/status_macros.h"
+#include "server/limits.h"
 #include "server/loss_request.h"
 #include "server/rpc_logic.h"
 #include "server/tensor_codec.h"
@@ -47,24 +47,6 @@ absl::Status Forward(const v1::ForwardRequest& req, v1::ForwardResponse* resp, c
 }
 
 }  // namespace
-
-absl::Status CheckResponseSize(int64_t bytes, const Limits& limits, const char* what) {
-  if (bytes <= limits.max_message_bytes) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrFormat(
-      "the response (%s) would be %.1f MiB, over the %.0f MiB message limit set by "
-      "--max_message_mib",
-      what, bytes / 1048576.0, limits.max_message_bytes / 1048576.0));
-}
-
-absl::Status CheckCubicLimit(const char* what, int64_t rows, int64_t classes, int64_t limit,
-                             const char* flag) {
-  // rows · classes <= --max_elements, so the product fits in 64 bits for any sane limit; the
-  // division keeps it exact regardless.
-  if (classes == 0 || rows <= limit / classes / classes) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrFormat(
-      "%s needs batch x classes^2 = %d x %d^2 = %.4g, over the limit of %d set by %s", what, rows,
-      classes, static_cast<double>(rows) * classes * classes, limit, flag));
-}
 
 absl::Status RunForward(const v1::ForwardRequest& req, v1::ForwardResponse* resp,
                         const Limits& limits, const ExecContext& exec) {

@@ -67,9 +67,11 @@ absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, cons
   // A zero dimension anywhere makes the tensor empty, whatever the others are.
   for (int64_t d : t.shape()) if (d == 0) n = 0;
   if (n > limits.max_elements) {
+    double elements = 1;  // for the message only: a double cannot overflow here
+    for (int64_t d : t.shape()) elements *= static_cast<double>(d);
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "%s with shape %s has more than %d elements, the limit set by --max_elements", name,
-        FormatShape({t.shape().begin(), t.shape().end()}), limits.max_elements));
+        "%s with shape %s has %.6g elements, over the limit of %d set by --max_elements", name,
+        FormatShape({t.shape().begin(), t.shape().end()}), elements, limits.max_elements));
   }
   return n;
 }

@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/status_macros.h"
 #include "lib/verify.h"
+#include "server/limits.h"
 #include "server/loss_request.h"
 #include "server/rpc_logic.h"
 #include "server/tensor_codec.h"

@@ -1,0 +1,21 @@
+// Request limits checked before any work, each naming the flag that sets it.
+#ifndef GRADSERVE_SERVER_LIMITS_H_
+#define GRADSERVE_SERVER_LIMITS_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "server/server_options.h"
+
+namespace gradserve {
+
+// ResourceExhausted when a response of `bytes` (`what` it holds) would exceed --max_message_mib.
+absl::Status CheckResponseSize(int64_t bytes, const Limits& limits, const char* what);
+
+// ResourceExhausted when batch · classes² (`what` needs) exceeds `limit`, set by `flag`.
+absl::Status CheckCubicLimit(const char* what, int64_t rows, int64_t classes, int64_t limit,
+                             const char* flag);
+
+}  // namespace gradserve
+
+#endif  // GRADSERVE_SERVER_LIMITS_H_
