@@ -1,0 +1,54 @@
+# gradserve container image: a builder stage that compiles gradserve and runs the library's unit
+# tests, and a slim runtime stage with only the shared libraries the two binaries load.
+#
+#   podman build --format=docker -t gradserve .    (or docker build -t gradserve .; podman's
+#                                                   default OCI format drops the HEALTHCHECK)
+#   podman run --rm -p 50051:50051 gradserve
+# Without a registry to pull debian:bookworm from, deploy/check.sh makes the base images locally.
+#
+# The kernels are compiled for x86-64-v3 (AVX2, FMA), not -march=native: an image runs on
+# whatever machine pulls it, and every x86-64 server CPU of the last decade has v3.
+
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      g++ cmake ninja-build pkg-config \
+      libeigen3-dev libabsl-dev libgtest-dev libgmock-dev \
+      libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY lib lib
+COPY proto proto
+COPY server server
+COPY client client
+COPY tests tests
+# Only the two programs and the library's unit tests are built (the integration tests need a
+# running server and belong to scripts/test). ctest then sees a "<name>_NOT_BUILT" placeholder
+# for each test program left out; excluding those runs exactly the library tests.
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DGRADSERVE_ARCH=x86-64-v3 -DGRADSERVE_BUILD_BENCHMARKS=OFF \
+ && cmake --build build --target gradserve-server gradserve \
+      softmax_test cross_entropy_test cross_entropy_golden_test verify_test parallel_test \
+ && ctest --test-dir build -E '_NOT_BUILT$' --no-tests=error --output-on-failure -j "$(nproc)" \
+ && strip build/server/gradserve-server build/client/gradserve
+
+FROM debian:bookworm-slim
+# The packages of every library `ldd` lists for the two binaries (libgrpc++1.51 brings
+# libgrpc29, libssl3, libre2-9 and libc-ares2 with it).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libgomp1 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+# A numeric uid, so that Kubernetes' runAsNonRoot can check it without a passwd lookup.
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin gradserve
+COPY --from=build /src/build/server/gradserve-server /src/build/client/gradserve /usr/local/bin/
+USER 10001:10001
+EXPOSE 50051
+# The server stops on SIGTERM by itself (refuses new calls, drains, exits 0), so it runs as PID 1
+# without an init. Extra arguments replace the CMD, e.g. --token_file=/run/secrets/token.
+ENTRYPOINT ["/usr/local/bin/gradserve-server"]
+CMD ["--listen=0.0.0.0:50051"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/gradserve", "--target=127.0.0.1:50051", "--timeout=2", "health"]
