@@ -9,6 +9,7 @@
 #ifndef GRADSERVE_LIB_VECTOR_EXP_H_
 #define GRADSERVE_LIB_VECTOR_EXP_H_
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -81,17 +82,27 @@ struct VecOps<float> {
   // t = z·log2(e) + c with c = fl(-max·log2 e), one FMA. The rounding of c moves every exponent by
   // the same tiny amount; `*offset` reports it in natural-log units (|offset| <= |max|·2^-24) so
   // that callers forming z - max (the loss, log-probabilities) stay exact even for |z| ~ 1e4.
+  // Past |max| = 2^20 that amount is no longer tiny (from ~1e9 on, 2^offset overflows or
+  // underflows and the row turns to NaN), so such rows subtract first: t = (z - max)·log2(e).
   struct Shift {
-    P log2e, c;
+    P log2e, c, max;
+    bool subtract_first;
   };
   static constexpr float kLog2e = 1.44269504088896341f;
   static Shift MakeShift(float max, float* offset) {
+    if (!(std::abs(max) <= 0x1p20f)) {
+      *offset = 0.0f;
+      return {_mm512_set1_ps(kLog2e), _mm512_setzero_ps(), _mm512_set1_ps(max), true};
+    }
     const float c = -max * kLog2e;
     *offset = static_cast<float>(
         -(static_cast<double>(c) + static_cast<double>(max) * kLog2e) / kLog2e);
-    return {_mm512_set1_ps(kLog2e), _mm512_set1_ps(c)};
+    return {_mm512_set1_ps(kLog2e), _mm512_set1_ps(c), _mm512_set1_ps(max), false};
   }
-  static P Exp(P z, const Shift& s) { return Exp2(_mm512_fmadd_ps(z, s.log2e, s.c)); }
+  static P Exp(P z, const Shift& s) {
+    if (s.subtract_first) return Exp2(_mm512_mul_ps(_mm512_sub_ps(z, s.max), s.log2e));
+    return Exp2(_mm512_fmadd_ps(z, s.log2e, s.c));
+  }
 
   // 2^t for t <= 127: 2^floor(t) · p(t - floor(t)), p a degree-5 minimax fit of 2^f on [0, 1)
   // (relative error 1.7e-7 evaluated in float). vscalefps applies 2^floor(t) itself,
