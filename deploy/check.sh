@@ -35,12 +35,13 @@ fail() {
   [ -n "${2:-}" ] && [ -s "$2" ] && tail -n 25 "$2" | sed 's/^/      | /'
   return 0
 }
-# check NAME CMD...: runs CMD with its output kept in a file, shown only if it fails.
+# check NAME CMD...: runs CMD with its output kept in a file, shown only if it fails; returns
+# CMD's success, for checks that only make sense after another one passed.
 check() {
   local name=$1
   last_out="$work/out.$((passed + failed))"
   shift
-  if "$@" >"$last_out" 2>&1; then pass "$name"; else fail "$name" "$last_out"; fi
+  if "$@" >"$last_out" 2>&1; then pass "$name"; else fail "$name" "$last_out" && return 1; fi
 }
 # detail PATTERN: shows the lines of the last check's output that match, as figures for the log.
 detail() { grep -E "$1" "$last_out" | sed 's/^/      /'; }
@@ -269,22 +270,23 @@ if [ "$image_ok" = 1 ]; then
     podman run -d --name "$pod" --network=none --read-only --read-only-tmpfs=false --cap-drop=ALL \
       --security-opt=no-new-privileges -v "$work/secret:$token_dir:ro" "$image" "${run_args[@]}" \
       >"$work/run-pod.log" 2>&1 || cat "$work/run-pod.log"
-    check "server starts with the Deployment's args: ${run_args[*]}" wait_listening "$pod"
-    healthy() {
-      for _ in $(seq 50); do podman healthcheck run "$pod" && return 0; sleep 0.2; done
-      return 1
-    }
-    check "image HEALTHCHECK (gradserve health) reports healthy" healthy
-    runs_as_10001() {
-      local pid
-      pid=$(podman inspect --format '{{.State.Pid}}' "$pod") && grep -E '^Uid:[[:space:]]+10001[[:space:]]' "/proc/$pid/status"
-    }
-    check "server process runs as uid 10001, not root" runs_as_10001
-    check "without the token: UNAUTHENTICATED (exit 3)" unauthenticated podman exec "$pod" gradserve
-    check "with the token: the motivating case is JACOBIAN_AT_LOGITS (exit 1)" \
-      verify_motivating_case podman exec "$pod" gradserve --token="$token"
-    check "podman stop: SIGTERM to PID 1, exit 0 within 5 s" stop_within "$pod" 5
-    detail '^exit status'
+    if check "server starts with the Deployment's args: ${run_args[*]}" wait_listening "$pod"; then
+      healthy() {
+        for _ in $(seq 50); do podman healthcheck run "$pod" && return 0; sleep 0.2; done
+        return 1
+      }
+      check "image HEALTHCHECK (gradserve health) reports healthy" healthy
+      runs_as_10001() {
+        local pid
+        pid=$(podman inspect --format '{{.State.Pid}}' "$pod") && grep -E '^Uid:[[:space:]]+10001[[:space:]]' "/proc/$pid/status"
+      }
+      check "server process runs as uid 10001, not root" runs_as_10001
+      check "without the token: UNAUTHENTICATED (exit 3)" unauthenticated podman exec "$pod" gradserve
+      check "with the token: the motivating case is JACOBIAN_AT_LOGITS (exit 1)" \
+        verify_motivating_case podman exec "$pod" gradserve --token="$token"
+      check "podman stop: SIGTERM to PID 1, exit 0 within 5 s" stop_within "$pod" 5
+      detail '^exit status'
+    fi
   else
     fail "arguments of the Deployment (validate.mjs run-args)" "$work/run.err"
   fi
