@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-image=localhost/gradserve:check
+image=localhost/gradserve:latest # the name deploy/compose.yaml runs
 cache=${GRADSERVE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/gradserve-deploy}
 build_dir=${BUILD_DIR:-build}
 client=$build_dir/client/gradserve
@@ -55,6 +55,7 @@ cleanup() {
   local ids
   mapfile -t ids < <(podman ps -aq --filter "name=^$prefix-" 2>/dev/null)
   ((${#ids[@]})) && podman rm -f -t 0 "${ids[@]}" >/dev/null 2>&1
+  podman network exists "${prefix}-compose_default" 2>/dev/null && podman network rm -f "${prefix}-compose_default" >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,9 +136,9 @@ npm_modules() {
 }
 
 section "prerequisites"
-packages=(podman buildah runc conmon catatonit netavark aardvark-dns iptables uidmap debootstrap yamllint)
+packages=(podman buildah runc conmon catatonit netavark aardvark-dns iptables uidmap debootstrap yamllint podman-compose)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-check "Debian packages: podman, debootstrap, yamllint, node present or installed" apt_install "${packages[@]}"
+check "Debian packages: podman, podman-compose, debootstrap, yamllint, node present or installed" apt_install "${packages[@]}"
 write_containers_conf
 t0=$SECONDS
 check "base images localhost/debian:bookworm and :bookworm-slim exist or were made" make_base_images
@@ -352,6 +353,36 @@ if [ "$image_ok" = 1 ]; then
     check "podman stop replica a: exit 0 within 5 s" stop_within "$prefix-a" 5
     detail '^exit status'
   fi
+
+  section "deploy/compose.yaml on this host"
+  # compose.yaml as written (bridge network, published port, read-only root, limits), with the
+  # port published on a free loopback port instead of 50051.
+  free_port() {
+    local used port
+    used=$(awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print a[2]}' /proc/net/tcp /proc/net/tcp6)
+    for _ in $(seq 100); do
+      port=$((20000 + RANDOM % 40000))
+      grep -qx "$(printf '%04X' "$port")" <<<"$used" || { echo "$port"; return 0; }
+    done
+    return 1
+  }
+  compose() { GRADSERVE_PUBLISH="127.0.0.1:$compose_port" podman-compose -p "$prefix-compose" -f deploy/compose.yaml "$@"; }
+  compose_port=$(free_port)
+  compose_up() {
+    compose up -d --no-build || return 1
+    for _ in $(seq 50); do "$client" --target="127.0.0.1:$compose_port" --timeout=2 health && return 0; sleep 0.2; done
+    return 1
+  }
+  check "podman-compose up; health through the published port 127.0.0.1:$compose_port" compose_up
+  compose_stop() {
+    local code
+    compose stop || return 1
+    code=$(podman inspect --format '{{.State.ExitCode}}' "$prefix-compose_gradserve_1") || return 1
+    echo "exit status $code"
+    [ "$code" = 0 ]
+  }
+  check "podman-compose stop: the server exits 0" compose_stop
+  check "podman-compose down" compose down
 fi
 
 # --- manifests and Dockerfile, offline --------------------------------------------------------
