@@ -80,7 +80,6 @@ write_containers_conf() {
   local hard
   hard=$(ulimit -Hn)
   [ "$hard" = unlimited ] && hard=1048576
-  mkdir -p "$cache"
   cat >"$cache/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=$hard:$hard", "nproc=32768:32768"]
@@ -134,6 +133,11 @@ npm_modules() {
   fi
   export GRADSERVE_NODE_MODULES="$dir/node_modules"
 }
+
+# One run at a time per machine: runs share the cache, the base images and the image tag.
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock -n 9 || { echo "another deploy/check.sh is running; waiting for it"; flock 9; }
 
 section "prerequisites"
 packages=(podman buildah runc conmon catatonit netavark aardvark-dns iptables uidmap debootstrap yamllint podman-compose)
