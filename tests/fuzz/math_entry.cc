@@ -245,14 +245,15 @@ std::string Run(Bytes& in) {
   const Targets<T> targets = prob_targets ? Targets<T>::Probabilities(ConstView(probs))
                                           : Targets<T>::ClassIndices(ids);
   const LossProblem<T> p{ConstView(z), targets, o};
-  const std::string what = Describe(z, ids, probs, prob_targets, o, grad_loss);
+  // The decoded case, for failure messages only (formatting it for every input would be slow).
+  auto what = [&] { return Describe(z, ids, probs, prob_targets, o, grad_loss); };
   ExecContext exec;
   exec.max_threads = 1;
 
   // Softmax first: valid exactly when the logits are finite.
   RowMatrix<T> a(n, c), log_a(n, c);
   const absl::Status softmax = Softmax<T>(ConstView(z), View(a), View(log_a), exec);
-  if (softmax.ok() != finite) return absl::StrCat("Softmax: ", softmax.ToString(), what);
+  if (softmax.ok() != finite) return absl::StrCat("Softmax: ", softmax.ToString(), what());
   if (finite) {
     const double sum_tol = static_cast<double>(c) * (sizeof(T) == 4 ? 0x1p-20 : 0x1p-48);
     for (int64_t i = 0; i < n; ++i) {
@@ -260,16 +261,16 @@ std::string Run(Bytes& in) {
       for (int64_t j = 0; j < c; ++j) {
         if (!(a(i, j) >= T(0) && a(i, j) <= T(1))) {
           return absl::StrFormat("Softmax: probability [%d, %d] is %g%s", i, j,
-                                 static_cast<double>(a(i, j)), what);
+                                 static_cast<double>(a(i, j)), what());
         }
         if (!(log_a(i, j) <= T(1e-5)) && !std::isnan(log_a(i, j))) {
           return absl::StrFormat("Softmax: log-probability [%d, %d] is %g%s", i, j,
-                                 static_cast<double>(log_a(i, j)), what);
+                                 static_cast<double>(log_a(i, j)), what());
         }
         sum += a(i, j);
       }
       if (!(std::abs(sum - 1.0) <= sum_tol)) {
-        return absl::StrFormat("Softmax: row %d sums to %.9g%s", i, sum, what);
+        return absl::StrFormat("Softmax: row %d sums to %.9g%s", i, sum, what());
       }
     }
   }
@@ -285,13 +286,13 @@ std::string Run(Bytes& in) {
     for (const auto* s : {&fused, &chain}) {
       if (s->status().code() != absl::StatusCode::kInvalidArgument) {
         return absl::StrCat("invalid input (", invalid ? "injected" : "non-finite logits",
-                            ") must be INVALID_ARGUMENT, got ", s->status().ToString(), what);
+                            ") must be INVALID_ARGUMENT, got ", s->status().ToString(), what());
       }
     }
     return "";
   }
-  if (!fused.ok()) return absl::StrCat("FUSED failed: ", fused.status().ToString(), what);
-  if (!chain.ok()) return absl::StrCat("CHAIN_RULE failed: ", chain.status().ToString(), what);
+  if (!fused.ok()) return absl::StrCat("FUSED failed: ", fused.status().ToString(), what());
+  if (!chain.ok()) return absl::StrCat("CHAIN_RULE failed: ", chain.status().ToString(), what());
 
   // The float64 reference over the same (widened) inputs.
   const RowMatrix<double> zd = z.template cast<double>();
@@ -306,7 +307,7 @@ std::string Run(Bytes& in) {
   RowMatrix<double> grad_ref(n, c), q(n, c);
   const absl::StatusOr<LossSummary> ref = CrossEntropy<double>(
       pd, grad_loss_d, Method::kFused, {absl::MakeSpan(loss_ref), View(grad_ref)}, exec);
-  if (!ref.ok()) return absl::StrCat("float64 reference failed: ", ref.status().ToString(), what);
+  if (!ref.ok()) return absl::StrCat("float64 reference failed: ", ref.status().ToString(), what());
   TargetDistribution<double>(pd, View(q));
 
   const bool mean = o.reduction == Reduction::kMean;
@@ -316,7 +317,7 @@ std::string Run(Bytes& in) {
     for (const auto* loss : {&loss_f, &loss_c}) {
       if (!std::isnan((*loss)[0])) {
         return absl::StrCat("MEAN over a zero weight sum: loss must be NaN, got ",
-                            static_cast<double>((*loss)[0]), what);
+                            static_cast<double>((*loss)[0]), what());
       }
     }
     for (const RowMatrix<T>* g : {&grad_f, &grad_c}) {
@@ -327,7 +328,7 @@ std::string Run(Bytes& in) {
             return absl::StrFormat(
                 "MEAN over a zero weight sum: %s [%d, %d] must be %s, got %g%s",
                 g == &grad_f ? "FUSED" : "CHAIN_RULE", i, j, ignored ? "0 (ignored row)" : "NaN",
-                static_cast<double>((*g)(i, j)), what);
+                static_cast<double>((*g)(i, j)), what());
           }
         }
       }
@@ -358,13 +359,13 @@ std::string Run(Bytes& in) {
         const double v = (*g)(i, j), want = grad_ref(i, j);
         if (!std::isfinite(v)) {
           return absl::StrFormat("%s gradient [%d, %d] is %g though every |element| <= %g%s",
-                                 method, i, j, v, bound, what);
+                                 method, i, j, v, bound, what());
         }
         if (!(std::abs(v - want) <= tol * scale)) {
           return absl::StrFormat(
               "%s gradient [%d, %d] is %.9g, float64 reference %.17g: error %.3g over %.3g "
               "(%g x scale %g)%s",
-              method, i, j, v, want, std::abs(v - want), tol * scale, tol, scale, what);
+              method, i, j, v, want, std::abs(v - want), tol * scale, tol, scale, what());
         }
       }
     }
@@ -381,7 +382,7 @@ std::string Run(Bytes& in) {
   std::vector<double> row_loss_ref(n);
   if (!CrossEntropy<double>({pd.logits, pd.targets, per_row_options}, {}, Method::kFused,
                             {absl::MakeSpan(row_loss_ref)}, exec).ok()) {
-    return absl::StrCat("float64 per-row reference failed", what);
+    return absl::StrCat("float64 per-row reference failed", what());
   }
   for (double l : row_loss_ref) {
     if (!(std::abs(l) <= kMax / 4)) return "";
@@ -405,7 +406,7 @@ std::string Run(Bytes& in) {
       if (!(std::abs(v - loss_ref[k]) <= tol * loss_scale)) {
         return absl::StrFormat("%s loss[%d] is %.9g, float64 reference %.17g: error %.3g over %.3g%s",
                                loss == &loss_f ? "FUSED" : "CHAIN_RULE", k, v, loss_ref[k],
-                               std::abs(v - loss_ref[k]), tol * loss_scale, what);
+                               std::abs(v - loss_ref[k]), tol * loss_scale, what());
       }
     }
   }
