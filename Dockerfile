@@ -47,8 +47,9 @@ COPY --from=build /src/build/server/gradserve-server /src/build/client/gradserve
 USER 10001:10001
 EXPOSE 50051
 # The server stops on SIGTERM by itself (refuses new calls, drains, exits 0), so it runs as PID 1
-# without an init. Extra arguments replace the CMD, e.g. --token_file=/run/secrets/token.
-ENTRYPOINT ["/usr/local/bin/gradserve-server"]
-CMD ["--listen=0.0.0.0:50051"]
+# without an init. Arguments after the image name are more server flags, e.g.
+# --token_file=/run/secrets/token; the last --listen given wins.
+ENTRYPOINT ["/usr/local/bin/gradserve-server", "--listen=0.0.0.0:50051"]
+CMD []
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/gradserve", "--target=127.0.0.1:50051", "--timeout=2", "health"]

@@ -181,7 +181,7 @@ if [ "$image_ok" = 1 ]; then
     [ "$(config '{{.Config.User}}')" = "10001:10001" ] || { echo "User: $(config '{{.Config.User}}')"; return 1; }
     # shellcheck disable=SC2016  # a Go template, not shell
     config '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' | grep -qw '50051/tcp' || { echo "no EXPOSE 50051"; return 1; }
-    config '{{json .Config.Cmd}}' | grep -q -- '--listen=0.0.0.0:50051' || { echo "Cmd: $(config '{{json .Config.Cmd}}')"; return 1; }
+    config '{{json .Config.Entrypoint}}' | grep -q -- '--listen=0.0.0.0:50051' || { echo "Entrypoint: $(config '{{json .Config.Entrypoint}}')"; return 1; }
     config '{{json .Config.Healthcheck}}' | grep -q '"health"' || { echo "Healthcheck: $(config '{{json .Config.Healthcheck}}')"; return 1; }
   }
   check "image config: user 10001, EXPOSE 50051, listens on 0.0.0.0:50051, HEALTHCHECK gradserve health" check_config
