@@ -4,12 +4,43 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 
 namespace gradserve {
 
+int CoresUnderCpuMax(absl::string_view cpu_max, int cores) {
+  const std::vector<absl::string_view> fields =
+      absl::StrSplit(cpu_max, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  int64_t quota = 0, period = 0;
+  if (fields.size() != 2 || !absl::SimpleAtoi(fields[0], &quota) ||
+      !absl::SimpleAtoi(fields[1], &period) || quota <= 0 || period <= 0) {
+    return cores;  // "max": no limit
+  }
+  const int64_t limit = (quota + period - 1) / period;
+  return static_cast<int>(std::clamp<int64_t>(limit, 1, cores));
+}
+
+int AvailableCores() {
+  // Both ask the kernel each time: once is enough.
+  static const int cores = [] {
+    const int affinity = omp_get_num_procs();
+    std::ifstream cpu_max("/sys/fs/cgroup/cpu.max");
+    if (!cpu_max) return affinity;
+    std::stringstream text;
+    text << cpu_max.rdbuf();
+    return CoresUnderCpuMax(text.str(), affinity);
+  }();
+  return cores;
+}
+
 int ResolveThreads(int max_threads) {
-  // omp_get_num_procs() asks the kernel for the affinity mask each time: once is enough.
-  static const int cores = omp_get_num_procs();
+  const int cores = AvailableCores();
   return max_threads <= 0 ? cores : std::min(max_threads, cores);
 }
 

@@ -15,6 +15,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace gradserve {
 
@@ -35,8 +36,18 @@ inline constexpr int64_t kMinParallelWork = 1 << 17;
 absl::Status ParallelForRows(int64_t rows, int64_t cost_per_row, const ExecContext& ctx,
                              const std::function<void(int64_t begin, int64_t end)>& body);
 
-// Number of threads ParallelForRows would use for `max_threads`.
+// Number of threads ParallelForRows would use for `max_threads`: at most the cores this process
+// may use (AvailableCores).
 int ResolveThreads(int max_threads);
+
+// Cores this process may use: its CPU affinity, lowered to a container's CPU limit (cgroup v2
+// cpu.max) when it has one, since a pod limited to 2 CPUs on a 64-core node would otherwise run
+// 64 threads and be throttled.
+int AvailableCores();
+
+// The cores a cgroup v2 `cpu.max` value ("QUOTA PERIOD", or "max PERIOD" for no limit) allows,
+// rounded up, at most `cores`; `cores` when the text is not a limit.
+int CoresUnderCpuMax(absl::string_view cpu_max, int cores);
 
 }  // namespace gradserve
 

@@ -38,7 +38,7 @@ absl::Status Finalize(const grpc::CallbackServerContext& ctx, absl::Status s) {
 }  // namespace
 
 GradientService::GradientService(const ServerOptions& options)
-    : options_(options), pool_(ResolveThreads(0)) {}
+    : options_(options), pool_(ResolveThreads(options.compute_threads)) {}
 
 absl::Status GradientService::Authenticate(const grpc::CallbackServerContext& ctx) const {
   if (options_.token.empty()) return absl::OkStatus();

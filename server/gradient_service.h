@@ -50,7 +50,7 @@ class GradientService final : public v1::GradientService::CallbackService {
 
   const ServerOptions options_;
   std::atomic<int64_t> inflight_bytes_{0};
-  ComputePool pool_;
+  ComputePool pool_;  // big requests, --compute_threads of them at once
 };
 
 }  // namespace gradserve

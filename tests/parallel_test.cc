@@ -44,6 +44,22 @@ TEST(ResolveThreadsTest, ZeroMeansAllCoresAndIsCapped) {
   EXPECT_GE(ResolveThreads(0), 1);
   EXPECT_EQ(ResolveThreads(1), 1);
   EXPECT_EQ(ResolveThreads(100000), ResolveThreads(0));
+  EXPECT_EQ(ResolveThreads(0), AvailableCores());
+}
+
+TEST(CoresUnderCpuMaxTest, AContainerLimitRoundsUpAndNeverExceedsTheCores) {
+  EXPECT_EQ(CoresUnderCpuMax("200000 100000\n", 64), 2);
+  EXPECT_EQ(CoresUnderCpuMax("150000 100000", 64), 2);  // 1.5 CPUs: 2 threads, not 1
+  EXPECT_EQ(CoresUnderCpuMax("50000 100000", 64), 1);
+  EXPECT_EQ(CoresUnderCpuMax("800000 100000", 4), 4);
+}
+
+TEST(CoresUnderCpuMaxTest, NoLimitOrUnreadableTextLeavesTheCores) {
+  EXPECT_EQ(CoresUnderCpuMax("max 100000\n", 8), 8);
+  EXPECT_EQ(CoresUnderCpuMax("", 8), 8);
+  EXPECT_EQ(CoresUnderCpuMax("100000", 8), 8);
+  EXPECT_EQ(CoresUnderCpuMax("-1 100000", 8), 8);
+  EXPECT_EQ(CoresUnderCpuMax("200000 0", 8), 8);
 }
 
 }  // namespace
