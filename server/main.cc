@@ -34,11 +34,18 @@ ABSL_FLAG(int64_t, max_elements, int64_t{1} << 25, "largest tensor, in elements"
 ABSL_FLAG(int64_t, max_jacobian_elements, int64_t{1} << 24,
           "largest Jacobian returned or checked, batch·classes² elements");
 ABSL_FLAG(int64_t, max_verify_work, int64_t{1} << 31, "largest VerifyGradient, batch·classes²");
-ABSL_FLAG(int, compute_threads, 0, "threads one request may use (0: every core)");
+ABSL_FLAG(int, compute_threads, 0,
+          "threads one request may use, and big requests computed at once (0: every core the "
+          "process may use, a container's CPU limit included)");
 ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token that every GradientService call must carry (health and "
           "reflection stay open); empty: no auth");
 ABSL_FLAG(double, shutdown_grace_seconds, 20, "how long in-flight calls may run after SIGTERM");
+ABSL_FLAG(double, max_connection_age_seconds, 0,
+          "close each client connection gracefully after this long (0: never), so that clients "
+          "re-resolve and spread over replicas added since they connected");
+ABSL_FLAG(double, keepalive_seconds, 60,
+          "ping a connection idle this long; close it if the ping is not answered within 20 s");
 ABSL_FLAG(int64_t, max_inflight_mib, 1024,
           "requests admitted at once, counted as 3x their size; beyond it RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain; with --tls_key enables TLS");
@@ -72,6 +79,12 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   }
   o.compute_threads = absl::GetFlag(FLAGS_compute_threads);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  o.max_connection_age_seconds = absl::GetFlag(FLAGS_max_connection_age_seconds);
+  o.keepalive_seconds = absl::GetFlag(FLAGS_keepalive_seconds);
+  if (!(o.max_connection_age_seconds >= 0) || !(o.keepalive_seconds > 0)) {
+    return absl::InvalidArgumentError(
+        "--max_connection_age_seconds must be >= 0 and --keepalive_seconds > 0");
+  }
   o.limits.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_mib) << 20;
   if (o.limits.max_inflight_bytes <= 0) return absl::InvalidArgumentError("--max_inflight_mib must be positive");
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
@@ -118,6 +131,25 @@ void KeepLargeBuffersOnTheHeap(int64_t inflight_bytes) {
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(inflight_bytes, INT32_MAX)));
 }
 
+int Milliseconds(double seconds) {
+  return static_cast<int>(std::min(seconds * 1000, double{INT32_MAX}));
+}
+
+void SetConnectionArguments(const ServerOptions& options, grpc::ServerBuilder& builder) {
+  if (options.max_connection_age_seconds > 0) {
+    // GOAWAY after the age; calls still running then get the shutdown grace to finish.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               Milliseconds(options.max_connection_age_seconds));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               Milliseconds(options.shutdown_grace_seconds));
+  }
+  // A peer that vanished without closing its socket (a killed pod, a dropped NAT entry) is
+  // found by a ping and closed, instead of holding the connection and its calls forever.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Milliseconds(options.keepalive_seconds));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+}
+
 int Serve(const ServerOptions& options) {
   // Linking health.pb.cc registers grpc.health.v1's descriptors, so reflection can describe the
   // built-in health service (grpc/grpc#36665).
@@ -139,6 +171,7 @@ int Serve(const ServerOptions& options) {
   grpc::ResourceQuota quota("gradserve");
   quota.Resize(static_cast<size_t>(options.limits.max_inflight_bytes + 2 * transport));
   builder.SetResourceQuota(quota);
+  SetConnectionArguments(options, builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "gradserve-server: cannot listen on " << options.listen << "\n";

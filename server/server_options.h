@@ -29,10 +29,12 @@ struct TlsFiles {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   Limits limits;
-  int compute_threads = 0;          // per request; 0 = every core
+  int compute_threads = 0;          // per request, and big requests at once; 0 = every core
   std::string token;                // required bearer token; empty = no auth
   std::optional<TlsFiles> tls;      // empty: plaintext
   double shutdown_grace_seconds = 20;
+  double max_connection_age_seconds = 0;  // 0: connections live until the client closes them
+  double keepalive_seconds = 60;          // ping a connection after this long without data
 };
 
 }  // namespace gradserve

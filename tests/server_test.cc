@@ -529,5 +529,45 @@ TEST(ServerShutdownTest, SigtermLetsInFlightCallsFinishAndExitsZero) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+TEST(ServerConnectionTest, MaxConnectionAgeMovesClientsToANewConnectionWithoutFailingCalls) {
+  auto server = ServerProcess::Start({"--max_connection_age_seconds=0.5"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::GradientService::NewStub(channel);
+  grpc::ClientContext stream_ctx;
+  auto stream = stub->BackwardStream(&stream_ctx);
+  pb::BackwardRequest req = GoodBackward();
+  pb::BackwardResponse resp;
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // Past the age (0.5 s, plus gRPC's up to 10% jitter) the server says GOAWAY; the stream opened
+  // before keeps its answers within the grace period, and the connection then closes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(Numbers(resp.grad_logits()).size(), 6u);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  // (A connection without an age would stay READY here.)
+  if (channel->GetState(false) == GRPC_CHANNEL_READY) {
+    channel->WaitForStateChange(GRPC_CHANNEL_READY,
+                                std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY);
+  // New calls go over a new connection.
+  pb::BackwardResponse unary;
+  grpc::ClientContext unary_ctx;
+  EXPECT_TRUE(stub->Backward(&unary_ctx, req, &unary).ok());
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+}
+
+TEST(ServerConnectionTest, BadConnectionFlagsAreRefusedAtStart) {
+  for (const char* flag : {"--max_connection_age_seconds=-1", "--keepalive_seconds=0"}) {
+    auto server = ServerProcess::Start({flag});
+    EXPECT_FALSE(server.ok()) << flag;
+  }
+}
+
 }  // namespace
 }  // namespace gradserve
