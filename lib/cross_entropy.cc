@@ -258,13 +258,14 @@ T ChainRuleRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* 
 }
 
 // FusedRow's short path (index targets, no smoothing, gradient wanted) over rows [begin, end),
-// through the row pipeline. `record(i, loss, finite)` receives each row's loss.
+// through the row pipeline. `record(i, loss, finite)` receives each row's loss. The gradient row
+// is r·w_y·(e - S·onehot(y))/S, so the pipeline's unscaled exponentials get S subtracted at y.
 template <typename T, typename RecordFn>
 void FusedIndexRows(const LossProblem<T>& p, const Plan<T>& plan, int64_t begin, int64_t end,
                     MatrixMap<T> grad, RecordFn&& record) {
   const int64_t c = plan.classes;
   auto weight = [&](int64_t y) { return plan.has_weights() ? plan.weights[y] : T(1); };
-  auto row_scale = [&](int64_t k, const internal::ShiftedExp<T>& ex) -> T {
+  auto row_scale = [&](int64_t k, const internal::ShiftedExp<T>& ex, T* e) -> T {
     const int64_t i = begin + k;
     if (IsIgnoredRow(p, i)) {
       // PyTorch: an ignored row adds nothing to the loss and gets a zero gradient.
@@ -273,16 +274,12 @@ void FusedIndexRows(const LossProblem<T>& p, const Plan<T>& plan, int64_t begin,
     }
     const int64_t y = p.targets.class_indices[i];
     record(i, weight(y) * (std::log(ex.sum) - ex.Shifted(p.logits(i, y))), ex.finite);
+    e[y] -= ex.sum;
     return plan.RowScale(i) * weight(y) / ex.sum;
   };
-  auto row_done = [&](int64_t k) {
-    const int64_t i = begin + k;
-    if (IsIgnoredRow(p, i)) return;
-    const int64_t y = p.targets.class_indices[i];
-    grad(i, y) -= plan.RowScale(i) * weight(y);
-  };
-  internal::ExpRows(p.logits.row(begin).data(), grad.row(begin).data(), end - begin, c, row_scale,
-                    row_done);
+  const bool stream = grad.size() * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
+  internal::ExpRows(p.logits.row(begin).data(), grad.row(begin).data(), end - begin, c, stream,
+                    row_scale);
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 // Per-row building blocks shared by the softmax and cross-entropy kernels (internal).
 //
 // ExpShifted does one row: a max/min pass, then exp and sum. ExpRows does many contiguous rows as a
-// three-stage pipeline, one loop per row: while row i's exponentials are formed (FMA-bound), row
-// i+1's max/min is found (which streams it in from memory) and row i-1 is scaled (store-bound), so
-// that the exp work, the stores and the memory traffic overlap instead of taking turns.
+// pipeline: while row i's exponentials are formed (FMA-bound), row i+1's max/min is found (which
+// streams it in from memory), so that the exp work and the memory traffic overlap instead of
+// taking turns; each row is then written to the output once, scaled, past the caches when the
+// output is large.
 #ifndef GRADSERVE_LIB_ROW_KERNELS_H_
 #define GRADSERVE_LIB_ROW_KERNELS_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -120,41 +122,99 @@ ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
           std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum)};
 }
 
-// For each of `rows` contiguous rows of length n in z: writes exp(z_i - m_i - offset_i) to row i
-// of e, calls `row_scale(i, stats)` for the factor that row is then multiplied by in place, and
-// `row_done(i)` once row i of e is final. Rows are visited in order.
-template <typename T, typename ScaleFn, typename DoneFn>
-void ExpRows(const T* z, T* e, int64_t rows, int64_t n, ScaleFn&& row_scale, DoneFn&& row_done) {
-  if (rows <= 0) return;
+// Rows up to this size form their exponentials in a scratch row that stays in L1 and are written
+// to the output once, scaled; longer rows are formed in the output and scaled in place.
+inline constexpr int64_t kScratchRowBytes = 16 << 10;
+
+// Outputs at least this large are written with non-temporal stores: they are far larger than the
+// caches, so caching them only costs a read for ownership of every line and evicts the inputs.
+inline constexpr int64_t kStreamOutputBytes = 4 << 20;
+
+// out[j] = k·e[j] for j < n, streamed past the caches when `stream`.
+template <typename T>
+void ScaleInto(const T* e, T k, T* out, int64_t n, bool stream) {
+  using V = VecOps<T>;
+  const typename V::P kk = V::Set1(k);
+  int64_t j = 0;
+  if (stream) {
+    // Non-temporal stores take aligned addresses: a head of up to kLanes - 1 elements first.
+    const auto misaligned = reinterpret_cast<uintptr_t>(out) % sizeof(typename V::P);
+    const int64_t head = std::min<int64_t>(
+        n, static_cast<int64_t>((sizeof(typename V::P) - misaligned) % sizeof(typename V::P) / sizeof(T)));
+    if (head > 0) V::StorePart(out, V::Mul(V::LoadPart(e, head, T(0)), kk), head);
+    for (j = head; j + V::kLanes <= n; j += V::kLanes) {
+      V::StoreStream(out + j, V::Mul(V::Load(e + j), kk));
+    }
+  } else {
+    for (; j + V::kLanes <= n; j += V::kLanes) V::Store(out + j, V::Mul(V::Load(e + j), kk));
+  }
+  if (j < n) V::StorePart(out + j, V::Mul(V::LoadPart(e + j, n - j, T(0)), kk), n - j);
+}
+
+// ExpRows for rows longer than kScratchRowBytes: the exponentials are formed in `out`, and row
+// i - 1 is scaled in place during row i's exp loop (its stores overlap the exp work).
+template <typename T, typename ScaleFn>
+void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, ScaleFn&& row_scale) {
   using V = VecOps<T>;
   RowRange<T> range = RowMaxMin(z, n);
   T prev_scale = T(0);
   for (int64_t i = 0; i < rows; ++i) {
     const T* cur = z + i * n;
-    T* prev = i > 0 ? e + (i - 1) * n : nullptr;
+    T* e = out + i * n;
+    T* prev = i > 0 ? e - n : nullptr;
     T offset;
     const typename V::Shift shift = V::MakeShift(range.max, &offset);
     RowRange<T> next_range{};
     T sum;
     if (i + 1 < rows) {
-      sum = i > 0 ? PipelinedPass<T, true, true>(cur + n, &next_range, cur, e + i * n, shift, prev,
+      sum = i > 0 ? PipelinedPass<T, true, true>(cur + n, &next_range, cur, e, shift, prev,
                                                  prev_scale, n)
-                  : PipelinedPass<T, true, false>(cur + n, &next_range, cur, e + i * n, shift,
-                                                  nullptr, T(0), n);
+                  : PipelinedPass<T, true, false>(cur + n, &next_range, cur, e, shift, nullptr,
+                                                  T(0), n);
     } else {
-      sum = i > 0 ? PipelinedPass<T, false, true>(nullptr, nullptr, cur, e + i * n, shift, prev,
+      sum = i > 0 ? PipelinedPass<T, false, true>(nullptr, nullptr, cur, e, shift, prev,
                                                   prev_scale, n)
-                  : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e + i * n, shift,
-                                                   nullptr, T(0), n);
+                  : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e, shift, nullptr,
+                                                   T(0), n);
     }
-    if (i > 0) row_done(i - 1);
     const bool finite =
         std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
-    prev_scale = row_scale(i, ShiftedExp<T>{range.max, offset, sum, finite});
+    prev_scale = row_scale(i, ShiftedExp<T>{range.max, offset, sum, finite}, e);
     range = next_range;
   }
-  ArrayMap<T>(e + (rows - 1) * n, n) *= prev_scale;
-  row_done(rows - 1);
+  ArrayMap<T>(out + (rows - 1) * n, n) *= prev_scale;
+}
+
+// For each of `rows` contiguous rows of length n in z: forms e = exp(z_i - m_i - offset_i), calls
+// `row_scale(i, stats, e)`, which may adjust e (the fused gradient subtracts the sum at the target
+// class) and returns a factor k, and writes k·e to row i of `out`. While row i's exponentials are
+// formed (FMA-bound), row i+1's max/min is found, which streams it in from memory. `stream`
+// (for outputs of kStreamOutputBytes or more) writes `out` with non-temporal stores.
+template <typename T, typename ScaleFn>
+void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&& row_scale) {
+  if (rows <= 0) return;
+  if (n * static_cast<int64_t>(sizeof(T)) > kScratchRowBytes) {
+    return ExpRowsInPlace(z, out, rows, n, row_scale);
+  }
+  using V = VecOps<T>;
+  alignas(64) T e[kScratchRowBytes / sizeof(T)];
+  RowRange<T> range = RowMaxMin(z, n);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* cur = z + i * n;
+    T offset;
+    const typename V::Shift shift = V::MakeShift(range.max, &offset);
+    RowRange<T> next_range{};
+    const T sum =
+        i + 1 < rows
+            ? PipelinedPass<T, true, false>(cur + n, &next_range, cur, e, shift, nullptr, T(0), n)
+            : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e, shift, nullptr, T(0), n);
+    const bool finite =
+        std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
+    const T k = row_scale(i, ShiftedExp<T>{range.max, offset, sum, finite}, e);
+    ScaleInto(e, k, out + i * n, n, stream);
+    range = next_range;
+  }
+  if (stream) V::StreamFence();
 }
 
 }  // namespace gradserve::internal

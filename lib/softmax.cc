@@ -48,6 +48,8 @@ absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
   if (want_lp) GRADSERVE_RETURN_IF_ERROR(CheckSameShape("log_probabilities", log_probabilities.rows(), log_probabilities.cols(), n, c));
 
   std::atomic<bool> non_finite{false};
+  const bool stream =
+      probabilities.size() * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
   // log_softmax = (z - m) - (offset + log S): the large m cancels exactly first.
   auto write_log_probs = [&](int64_t i, const internal::ShiftedExp<T>& row) {
     if (!row.finite) non_finite.store(true, std::memory_order_relaxed);
@@ -57,13 +59,11 @@ absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
   };
   GRADSERVE_RETURN_IF_ERROR(ParallelForRows(n, c, ctx, [&](int64_t begin, int64_t end) {
     if (want_p) {
-      internal::ExpRows(
-          logits.row(begin).data(), probabilities.row(begin).data(), end - begin, c,
-          [&](int64_t k, const internal::ShiftedExp<T>& row) {
-            write_log_probs(begin + k, row);
-            return T(1) / row.sum;
-          },
-          [](int64_t) {});
+      internal::ExpRows(logits.row(begin).data(), probabilities.row(begin).data(), end - begin, c,
+                        stream, [&](int64_t k, const internal::ShiftedExp<T>& row, T*) {
+                          write_log_probs(begin + k, row);
+                          return T(1) / row.sum;
+                        });
       return;
     }
     for (int64_t i = begin; i < end; ++i) {

@@ -238,6 +238,49 @@ TEST(CrossEntropyTest, ChainRuleStaysFiniteWhenTargetProbabilityUnderflows) {
   EXPECT_FLOAT_EQ(fused.loss[0], 120.0f);
 }
 
+// The row pipeline has three ways to write a gradient: through an L1 scratch row (rows up to
+// 16 KiB), that with non-temporal stores (outputs of 4 MiB or more, at any alignment), and in
+// place (longer rows). FUSED must equal CHAIN_RULE, a separate row-at-a-time path, in each.
+template <typename T>
+void ExpectFusedMatchesChainRule(int64_t rows, int64_t classes, int64_t misalign) {
+  SCOPED_TRACE(absl::StrCat(rows, "x", classes, " float", 8 * sizeof(T), " misaligned by ",
+                            misalign));
+  std::mt19937_64 rng(rows * 7919 + classes);
+  const RowMatrix<T> z = RandomLogits<T>(rng, rows, classes, 20.0);
+  std::vector<int64_t> labels = RandomLabels(rng, rows, classes);
+  for (int64_t i = 0; i < rows; i += 97) labels[i] = -100;  // ignore_index rows get zeros
+  std::vector<double> weights(classes);
+  for (int64_t k = 0; k < classes; ++k) weights[k] = 0.5 + (k % 7) * 0.25;
+  LossOptions options;
+  options.class_weights = weights;
+  options.ignore_index = -100;
+  const LossProblem<T> p{ConstView(z), Targets<T>::ClassIndices(labels), options};
+  const Result<T> chain = Compute(p, Method::kChainRule);
+  ASSERT_OK(chain.status);
+  // The fused gradient goes to a buffer `misalign` elements past an aligned address.
+  std::vector<T> buffer(rows * classes + 64);
+  T* start = buffer.data() + (64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) / sizeof(T) + misalign;
+  T loss = 0;
+  const LossOutputs<T> out{absl::MakeSpan(&loss, 1), MatrixMap<T>(start, rows, classes)};
+  ASSERT_OK(CrossEntropy<T>(p, {}, Method::kFused, out, ExecContext{}));
+  EXPECT_NEAR(loss, chain.loss[0], 1e-5 * std::abs(chain.loss[0]));
+  const MatrixMap<T> fused(start, rows, classes);
+  // A misplaced, unscaled or unadjusted element would be off by about the largest one.
+  const double tol = (sizeof(T) == 4 ? 1e-5 : 1e-12) * chain.grad.cwiseAbs().maxCoeff();
+  EXPECT_LE((fused - chain.grad).cwiseAbs().maxCoeff(), tol);
+  EXPECT_TRUE(fused.row(0).isZero()) << "an ignored row";
+}
+
+TEST(CrossEntropyTest, FusedEqualsChainRuleOnEveryWritePath) {
+  ExpectFusedMatchesChainRule<float>(64, 1000, 0);    // scratch row, ordinary stores
+  ExpectFusedMatchesChainRule<float>(1100, 1000, 0);  // 4.4 MB: non-temporal stores
+  ExpectFusedMatchesChainRule<float>(1100, 1000, 3);  // ... from an unaligned address
+  ExpectFusedMatchesChainRule<float>(1100, 1001, 5);  // ... rows not a multiple of 16
+  ExpectFusedMatchesChainRule<float>(40, 5000, 1);    // 20 KB rows: in place
+  ExpectFusedMatchesChainRule<double>(700, 1000, 1);  // 5.6 MB float64, streamed
+  ExpectFusedMatchesChainRule<double>(40, 3000, 0);   // 24 KB rows: in place
+}
+
 TEST(CrossEntropyTest, ExtremeLogitsGiveFiniteExactLoss) {
   RowMatrix<double> z(3, 3);
   z << 1e4, -1e4, 0, 5, 5, 5, -1e3, 0, 1e3;

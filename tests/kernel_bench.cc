@@ -1,16 +1,19 @@
-// Kernel benchmarks: the fused softmax cross-entropy gradient against a memory floor that reads
-// and writes the same bytes with the same threads.
+// Kernel benchmarks: the fused softmax cross-entropy gradient against memory floors that read
+// and write the same bytes with the same threads: floor_* with ordinary stores (a plain copy),
+// floor_stream_* with the non-temporal stores the kernels use for outputs of 4 MiB or more (the
+// faster of the two, so the fair floor for those sizes).
 //
 //   build/tests/gradserve_kernel_bench --benchmark_filter='4096/1000' --benchmark_repetitions=5
 //
-// Compare fused_f32/4096/1000 with floor_f32/4096/1000 from the same run: the machines are
-// shared and their bandwidth moves between runs.
+// Compare fused_f32/4096/1000 with the floors from the same run: the machines are shared and
+// their bandwidth moves between runs.
 #include <random>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "lib/cross_entropy.h"
 #include "lib/parallel.h"
+#include "lib/row_kernels.h"
 
 namespace gradserve {
 namespace {
@@ -60,14 +63,35 @@ void BM_Floor(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * c * sizeof(T) * 2);
 }
 
+// The floor with non-temporal stores: each row copied (times 1) as the kernels write theirs.
+template <typename T>
+void BM_FloorStream(benchmark::State& state) {
+  const int64_t n = state.range(0), c = state.range(1);
+  Inputs<T> in(n, c);
+  const bool stream = n * c * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
+  for (auto _ : state) {
+    auto s = ParallelForRows(n, c, ExecContext{}, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        internal::ScaleInto(in.logits.row(i).data(), T(1), in.grad.row(i).data(), c, stream);
+      }
+      internal::VecOps<T>::StreamFence();
+    });
+    benchmark::DoNotOptimize(s);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * c * sizeof(T) * 2);
+}
+
 void Shapes(benchmark::internal::Benchmark* b) {
   b->Args({4096, 1000})->Args({1, 10})->Args({512, 32000})->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
 BENCHMARK(BM_Fused<float>)->Name("fused_f32")->Apply(Shapes);
 BENCHMARK(BM_Floor<float>)->Name("floor_f32")->Apply(Shapes);
+BENCHMARK(BM_FloorStream<float>)->Name("floor_stream_f32")->Apply(Shapes);
 BENCHMARK(BM_Fused<double>)->Name("fused_f64")->Args({4096, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Floor<double>)->Name("floor_f64")->Args({4096, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_FloorStream<double>)->Name("floor_stream_f64")->Args({4096, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 }  // namespace gradserve
