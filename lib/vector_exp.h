@@ -3,8 +3,8 @@
 // At 1,000 classes the exponentials, not memory, separate a plain kernel from the memory floor
 // (../shared/PERF.md). VecOps<T> is the small set of packet operations the row kernels need, with
 // partial (tail) variants so that a row's last elements take the same vector path:
-//  - float with AVX-512: an 11-instruction exp (shift fused into one FMA, a 16-entry table in a
-//    register, degree-3 polynomial, vscalefps), about 1 ulp, far inside API.md's float32 bound;
+//  - float with AVX-512: a 9-instruction exp (shift fused into one FMA, vreduceps range
+//    reduction, degree-5 polynomial, vscalefps), a few ulp, far inside API.md's float32 bound;
 //  - every other type and ISA: Eigen's packet exp, about 1 ulp (float64 stays exact to rounding).
 #ifndef GRADSERVE_LIB_VECTOR_EXP_H_
 #define GRADSERVE_LIB_VECTOR_EXP_H_
@@ -126,29 +126,18 @@ struct VecOps<float> {
     return Exp2(_mm512_fmadd_ps(z, s.log2e, s.c));
   }
 
-  // 2^t for t <= 127, about 1 ulp: t = n + r with n = round(16·t)/16 and |r| <= 1/32, so
-  // 2^t = 2^floor(n) · 2^(j/16) · 2^r where j = 16·(n - floor(n)). 2^(j/16) comes from a
-  // 16-entry table held in one register (vpermps), 2^r from a degree-3 polynomial (truncation
-  // 9e-9), and vscalefps applies 2^floor(n), underflowing to 0 below -149 and propagating NaN.
-  // The table takes the range reduction off the FMA pipes (three adds instead of vreduceps and
-  // two polynomial terms): the exp shares those pipes with the row's scaling.
+  // 2^t for t <= 127: 2^floor(t) · p(t - floor(t)), p a degree-5 minimax fit of 2^f on [0, 1)
+  // (relative error 1.7e-7 evaluated in float). vscalefps applies 2^floor(t) itself,
+  // underflowing to 0 below -149 and propagating NaN.
   static P Exp2(P t) {
-    const P magic = _mm512_set1_ps(786432.0f);  // 1.5·2^19: sums with it round to 1/16
-    const P s = _mm512_add_ps(t, magic);        // its low 4 mantissa bits are j
-    const P n = _mm512_sub_ps(s, magic);
-    const P r = _mm512_sub_ps(t, n);
-    const P table = _mm512_setr_ps(
-        1.0f, 1.04427378242741384f, 1.09050773266525766f, 1.13878863475669165f,
-        1.18920711500272107f, 1.24185781207348405f, 1.29683955465100966f, 1.35425554693689273f,
-        1.41421356237309505f, 1.47682614593949931f, 1.54221082540794082f, 1.61049033194925431f,
-        1.68179283050742908f, 1.75625216037329948f, 1.83400808640934246f, 1.91520656139714729f);
-    const P two_j = _mm512_permutexvar_ps(_mm512_castps_si512(s), table);
-    // 2^r - 1 = r·(ln2 + r·(ln2²/2 + r·ln2³/6)) + O(r⁴)
-    P q = _mm512_set1_ps(0.0555041086648215800f);
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0.240226506959100712f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0.693147180559945309f));
-    q = _mm512_mul_ps(q, r);
-    return _mm512_scalef_ps(_mm512_fmadd_ps(two_j, q, two_j), n);
+    const P f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    P p = _mm512_set1_ps(0.0018782015f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.00898993853f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0558235422f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.240155637f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693152606f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99999994f));
+    return _mm512_scalef_ps(p, t);
   }
 
   // Keeps a loaded value in a register: GCC would otherwise fold the load into each of its uses

@@ -18,11 +18,13 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/tensor_values.h"
 
 namespace gradserve {
 namespace {
 
 using testing::ServerProcess;
+using testing::TensorValues;
 namespace pb = ::gradserve::v1;
 
 // ---------------------------------------------------------------- tensors
@@ -41,21 +43,6 @@ pb::Tensor Raw(std::vector<int64_t> shape, const std::vector<T>& v) {
   t.set_dtype(sizeof(T) == 4 ? pb::DATA_TYPE_FLOAT32 : pb::DATA_TYPE_FLOAT64);
   t.set_raw(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
   return t;
-}
-
-// A tensor's numbers as doubles, whatever its encoding.
-std::vector<double> Numbers(const pb::Tensor& t) {
-  if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
-  std::vector<double> out;
-  if (t.dtype() == pb::DATA_TYPE_FLOAT32) {
-    std::vector<float> f(t.raw().size() / 4);
-    std::memcpy(f.data(), t.raw().data(), t.raw().size());
-    out.assign(f.begin(), f.end());
-  } else {
-    out.resize(t.raw().size() / 8);
-    std::memcpy(out.data(), t.raw().data(), t.raw().size());
-  }
-  return out;
 }
 
 std::vector<int64_t> Shape(const pb::Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
@@ -107,7 +94,7 @@ class ServerTest : public ::testing::Test {
     grpc::ClientContext ctx;
     const grpc::Status s = Stub()->Backward(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
-    ExpectNear(Numbers(resp.grad_logits()), {0.5, -0.5}, 1e-15);
+    ExpectNear(TensorValues(resp.grad_logits()), {0.5, -0.5}, 1e-15);
   }
 
   static ServerProcess* server_;
@@ -132,9 +119,9 @@ TEST_F(ServerTest, MotivatingCaseThroughEveryRpc) {
   ASSERT_EQ(vr.findings_size(), 1);
   EXPECT_EQ(vr.findings(0).code(), pb::FINDING_CODE_JACOBIAN_AT_LOGITS);
   EXPECT_EQ(vr.findings(0).residual(), 0.0);
-  EXPECT_EQ(Numbers(vr.findings(0).mistaken_grad()), (std::vector<double>{6.125, 2.625}));
+  EXPECT_EQ(TensorValues(vr.findings(0).mistaken_grad()), (std::vector<double>{6.125, 2.625}));
   EXPECT_NE(vr.findings(0).message().find("J(a) with a = (0.5, 0.5) gives (0.5, -0.5) = a - t"), std::string::npos);
-  EXPECT_EQ(Numbers(vr.analytic_grad()), (std::vector<double>{0.5, -0.5}));
+  EXPECT_EQ(TensorValues(vr.analytic_grad()), (std::vector<double>{0.5, -0.5}));
   EXPECT_EQ(vr.analytic_grad().dtype(), pb::DATA_TYPE_FLOAT64);
   EXPECT_FALSE(vr.summary().empty());
 
@@ -148,13 +135,13 @@ TEST_F(ServerTest, MotivatingCaseThroughEveryRpc) {
   grpc::ClientContext c2;
   ASSERT_TRUE(stub->Backward(&c2, b, &br).ok());
   EXPECT_EQ(br.grad_logits().dtype(), pb::DATA_TYPE_FLOAT32);
-  EXPECT_EQ(Numbers(br.grad_logits()), (std::vector<double>{0.5, -0.5}));
-  EXPECT_EQ(Numbers(br.grad_probabilities()), (std::vector<double>{0, -2}));
-  EXPECT_EQ(Numbers(br.jacobian()), (std::vector<double>{0.25, -0.25, -0.25, 0.25}));
+  EXPECT_EQ(TensorValues(br.grad_logits()), (std::vector<double>{0.5, -0.5}));
+  EXPECT_EQ(TensorValues(br.grad_probabilities()), (std::vector<double>{0, -2}));
+  EXPECT_EQ(TensorValues(br.jacobian()), (std::vector<double>{0.25, -0.25, -0.25, 0.25}));
   EXPECT_EQ(Shape(br.jacobian()), (std::vector<int64_t>{1, 2, 2}));
-  EXPECT_EQ(Numbers(br.probabilities()), (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(TensorValues(br.probabilities()), (std::vector<double>{0.5, 0.5}));
   EXPECT_EQ(br.reduction_denominator(), 1.0);
-  EXPECT_NEAR(Numbers(br.loss())[0], std::log(2.0), 1e-7);
+  EXPECT_NEAR(TensorValues(br.loss())[0], std::log(2.0), 1e-7);
   EXPECT_TRUE(Shape(br.loss()).empty());
 }
 
@@ -174,10 +161,10 @@ TEST_F(ServerTest, ForwardInBothEncodingsAndDtypes) {
     grpc::ClientContext ctx;
     ASSERT_TRUE(Stub()->Forward(&ctx, req, &resp).ok());
     const double tol = variant == 1 || variant == 2 ? 1e-6 : 1e-14;
-    ExpectNear(Numbers(resp.probabilities()), {e1 / s, e2 / s, e3 / s, 1. / 3, 1. / 3, 1. / 3}, tol);
-    ExpectNear(Numbers(resp.loss()), {std::log(s) - 3, std::log(3.0)}, tol);
+    ExpectNear(TensorValues(resp.probabilities()), {e1 / s, e2 / s, e3 / s, 1. / 3, 1. / 3, 1. / 3}, tol);
+    ExpectNear(TensorValues(resp.loss()), {std::log(s) - 3, std::log(3.0)}, tol);
     EXPECT_EQ(Shape(resp.loss()), (std::vector<int64_t>{2}));
-    EXPECT_NEAR(Numbers(resp.log_probabilities())[0], 1 - std::log(s), tol);
+    EXPECT_NEAR(TensorValues(resp.log_probabilities())[0], 1 - std::log(s), tol);
     EXPECT_EQ(resp.reduction_denominator(), 0.0);
     const bool raw = variant >= 2;
     EXPECT_EQ(resp.probabilities().values_size() == 0, raw);
@@ -203,7 +190,7 @@ TEST_F(ServerTest, BackwardVjpAndUpstreamGradient) {
   pb::BackwardResponse resp;
   grpc::ClientContext c1;
   ASSERT_TRUE(Stub()->Backward(&c1, req, &resp).ok());
-  ExpectNear(Numbers(resp.grad_logits()), {2. / 3, -1. / 3, -1. / 3}, 1e-15);  // a ⊙ (g - <g, a>)
+  ExpectNear(TensorValues(resp.grad_logits()), {2. / 3, -1. / 3, -1. / 3}, 1e-15);  // a ⊙ (g - <g, a>)
   EXPECT_FALSE(resp.has_loss());
 
   pb::BackwardRequest up;
@@ -213,7 +200,7 @@ TEST_F(ServerTest, BackwardVjpAndUpstreamGradient) {
   *up.mutable_grad_loss() = Values({2}, {2, -1});
   grpc::ClientContext c2;
   ASSERT_TRUE(Stub()->Backward(&c2, up, &resp).ok());
-  ExpectNear(Numbers(resp.grad_logits()), {1, -1, 0.5, -0.5}, 1e-15);
+  ExpectNear(TensorValues(resp.grad_logits()), {1, -1, 0.5, -0.5}, 1e-15);
 }
 
 TEST_F(ServerTest, ServesTheContractsLargestFusedRequest) {
@@ -228,7 +215,7 @@ TEST_F(ServerTest, ServesTheContractsLargestFusedRequest) {
   grpc::ClientContext ctx;
   const grpc::Status s = Stub()->Backward(&ctx, req, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(Numbers(resp.grad_logits()).size(), z.size());
+  EXPECT_EQ(TensorValues(resp.grad_logits()).size(), z.size());
 }
 
 // ---------------------------------------------------------------- errors
@@ -372,7 +359,7 @@ TEST_F(ServerTest, StreamAnswersInOrderAndEndsWithTheBadMessagesStatus) {
   for (int k = 0; k < 5; ++k) {
     ASSERT_TRUE(stream->Read(&resp)) << "response " << k;
     const double a1 = std::exp(k) / (1 + std::exp(k));  // softmax of (0, k), class 1
-    EXPECT_NEAR(Numbers(resp.grad_logits())[1], a1, 1e-12) << "response " << k << " out of order";
+    EXPECT_NEAR(TensorValues(resp.grad_logits())[1], a1, 1e-12) << "response " << k << " out of order";
   }
   EXPECT_FALSE(stream->Read(&resp));
   const grpc::Status s = stream->Finish();
@@ -412,7 +399,7 @@ TEST_F(ServerTest, SixteenConcurrentCallersGetTheirOwnAnswers) {
           continue;
         }
         const double a1 = 1 / (1 + std::exp(-shift));
-        if (std::abs(Numbers(resp.grad_logits())[1] - a1) > 1e-12) ++wrong;
+        if (std::abs(TensorValues(resp.grad_logits())[1] - a1) > 1e-12) ++wrong;
       }
     });
   }
@@ -521,7 +508,7 @@ TEST(ServerShutdownTest, SigtermLetsInFlightCallsFinishAndExitsZero) {
   EXPECT_FALSE(fresh->Forward(&fctx, f, &fr).ok());
   ASSERT_TRUE(stream->Write(req));
   ASSERT_TRUE(stream->Read(&resp));
-  EXPECT_EQ(Numbers(resp.grad_logits()).size(), 6u);
+  EXPECT_EQ(TensorValues(resp.grad_logits()).size(), 6u);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
   const int status = (*server)->Terminate(5000);
@@ -546,7 +533,7 @@ TEST(ServerConnectionTest, MaxConnectionAgeMovesClientsToANewConnectionWithoutFa
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_TRUE(stream->Write(req));
   ASSERT_TRUE(stream->Read(&resp));
-  EXPECT_EQ(Numbers(resp.grad_logits()).size(), 6u);
+  EXPECT_EQ(TensorValues(resp.grad_logits()).size(), 6u);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
   // (A connection without an age would stay READY here.)

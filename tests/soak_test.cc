@@ -47,6 +47,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/tensor_values.h"
 
 extern char** environ;
 
@@ -55,6 +56,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using testing::ServerProcess;
+using testing::TensorValues;
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;
@@ -224,24 +226,6 @@ void SetLogits(const Problem& p, v1::Tensor* t) {
   }
 }
 
-std::vector<double> Values(const v1::Tensor& t) {
-  if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
-  std::vector<double> out;
-  const size_t width = t.dtype() == v1::DATA_TYPE_FLOAT32 ? 4 : 8;
-  for (size_t k = 0; k + width <= t.raw().size(); k += width) {
-    if (width == 4) {
-      float v;
-      std::memcpy(&v, t.raw().data() + k, 4);
-      out.push_back(v);
-    } else {
-      double v;
-      std::memcpy(&v, t.raw().data() + k, 8);
-      out.push_back(v);
-    }
-  }
-  return out;
-}
-
 // Empty when `got` matches the closed form within API.md's float32 bound (or 1e-12 in float64).
 std::string CheckClose(const char* what, const std::vector<double>& got,
                        const std::vector<double>& want, const Problem& p) {
@@ -283,7 +267,7 @@ class Soak {
         v1::ForwardResponse resp;
         const grpc::Status s = stub->Forward(&ctx, req, &resp);
         tally_.Expect("good Forward", s, {grpc::StatusCode::OK});
-        if (s.ok()) Check(CheckClose("Forward loss", Values(resp.loss()), {p.loss}, p));
+        if (s.ok()) Check(CheckClose("Forward loss", TensorValues(resp.loss()), {p.loss}, p));
       } else if (kind == 1) {
         v1::BackwardRequest req;
         SetLogits(p, req.mutable_logits());
@@ -293,8 +277,8 @@ class Soak {
         const grpc::Status s = stub->Backward(&ctx, req, &resp);
         tally_.Expect("good Backward", s, {grpc::StatusCode::OK});
         if (s.ok()) {
-          Check(CheckClose("Backward grad_logits", Values(resp.grad_logits()), p.grad, p));
-          Check(CheckClose("Backward loss", Values(resp.loss()), {p.loss}, p));
+          Check(CheckClose("Backward grad_logits", TensorValues(resp.grad_logits()), p.grad, p));
+          Check(CheckClose("Backward loss", TensorValues(resp.loss()), {p.loss}, p));
         }
       } else if (kind == 2) {
         // The motivating case: J evaluated at the logits.
@@ -317,7 +301,7 @@ class Soak {
           for (const auto& f : resp.findings()) {
             jacobian_at_logits |= f.code() == v1::FINDING_CODE_JACOBIAN_AT_LOGITS;
           }
-          const std::vector<double> g = Values(resp.analytic_grad());
+          const std::vector<double> g = TensorValues(resp.analytic_grad());
           if (resp.candidate_ok() || !jacobian_at_logits || g.size() != 2 || g[0] != 0.5 ||
               g[1] != -0.5) {
             Check("VerifyGradient: the motivating case lost its JACOBIAN_AT_LOGITS finding or "
@@ -338,7 +322,7 @@ class Soak {
           ok = stream->Write(req);
           v1::BackwardResponse resp;
           ok = ok && stream->Read(&resp);
-          if (ok) Check(CheckClose("BackwardStream grad_logits", Values(resp.grad_logits()), sent.back().grad, sent.back()));
+          if (ok) Check(CheckClose("BackwardStream grad_logits", TensorValues(resp.grad_logits()), sent.back().grad, sent.back()));
         }
         stream->WritesDone();
         const grpc::Status s = stream->Finish();
@@ -742,7 +726,7 @@ TEST(SoakTest, ServerStaysUpCorrectAndFlatUnderMisbehavingClients) {
     v1::BackwardResponse resp;
     const grpc::Status s = stub->Backward(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
-    EXPECT_EQ(CheckClose("final grad_logits", Values(resp.grad_logits()), p.grad, p), "");
+    EXPECT_EQ(CheckClose("final grad_logits", TensorValues(resp.grad_logits()), p.grad, p), "");
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const ProcSample final_sample = Sample(pid);

@@ -7,37 +7,21 @@
 #include "absl/strings/str_cat.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "server/rpc_logic.h"
+#include "tests/tensor_values.h"
 
 namespace gradserve::fuzz {
 namespace {
+
+using ::gradserve::testing::TensorValues;
 
 // What an OK response may hold beyond the tensors the handlers size-check: shapes, dtypes,
 // scalars, finding messages and the summary.
 constexpr int64_t kResponseOverheadBytes = 64 << 10;
 
-// Decoded values of a response tensor (raw float32/float64 or values).
-std::vector<double> Values(const v1::Tensor& t) {
-  if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
-  std::vector<double> out;
-  const size_t width = t.dtype() == v1::DATA_TYPE_FLOAT32 ? 4 : 8;
-  for (size_t k = 0; k + width <= t.raw().size(); k += width) {
-    if (width == 4) {
-      float v;
-      std::memcpy(&v, t.raw().data() + k, 4);
-      out.push_back(v);
-    } else {
-      double v;
-      std::memcpy(&v, t.raw().data() + k, 8);
-      out.push_back(v);
-    }
-  }
-  return out;
-}
-
 // What every OK response must satisfy beyond its size.
 std::string CheckResponse(const v1::ForwardResponse& r) {
   // Logits were finite (else INVALID_ARGUMENT): softmax is finite and in [0, 1].
-  for (double p : Values(r.probabilities())) {
+  for (double p : TensorValues(r.probabilities())) {
     if (!(p >= 0.0 && p <= 1.0)) {
       return absl::StrCat("Forward: OK response has probability ", p, "; must be in [0, 1]");
     }

@@ -1,0 +1,29 @@
+// The numbers of a gradserve.v1.Tensor as doubles, whatever its encoding (values, or raw
+// little-endian float32/float64): what tests compare responses with.
+#ifndef GRADSERVE_TESTS_TENSOR_VALUES_H_
+#define GRADSERVE_TESTS_TENSOR_VALUES_H_
+
+#include <cstring>
+#include <vector>
+
+#include "gradserve/v1/gradserve.pb.h"
+
+namespace gradserve::testing {
+
+inline std::vector<double> TensorValues(const v1::Tensor& t) {
+  if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
+  std::vector<double> out;
+  if (t.dtype() == v1::DATA_TYPE_FLOAT32) {
+    std::vector<float> f(t.raw().size() / sizeof(float));
+    std::memcpy(f.data(), t.raw().data(), f.size() * sizeof(float));
+    out.assign(f.begin(), f.end());
+  } else {
+    out.resize(t.raw().size() / sizeof(double));
+    std::memcpy(out.data(), t.raw().data(), out.size() * sizeof(double));
+  }
+  return out;
+}
+
+}  // namespace gradserve::testing
+
+#endif  // GRADSERVE_TESTS_TENSOR_VALUES_H_
