@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "gradserve/v1/gradserve.grpc.pb.h"
@@ -43,6 +45,19 @@ pb::Tensor Raw(std::vector<int64_t> shape, const std::vector<T>& v) {
   t.set_dtype(sizeof(T) == 4 ? pb::DATA_TYPE_FLOAT32 : pb::DATA_TYPE_FLOAT64);
   t.set_raw(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
   return t;
+}
+
+// User + system CPU time a process has used so far (from /proc/PID/stat).
+double CpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "(comm) "
+  std::string field;
+  double ticks = 0;
+  for (int k = 3; k <= 15 && fields >> field; ++k) {
+    if (k >= 14) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::vector<int64_t> Shape(const pb::Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
@@ -369,14 +384,41 @@ TEST_F(ServerTest, StreamAnswersInOrderAndEndsWithTheBadMessagesStatus) {
 
 // ---------------------------------------------------------------- deadlines, concurrency
 TEST_F(ServerTest, ExpiredDeadlineOnABigRequestLeavesTheServerWell) {
+  // 16 MB whose 1 ms deadline expires while it is still being sent.
   pb::BackwardRequest req;
   *req.mutable_logits() = Raw<float>({4096, 1000}, std::vector<float>(4096 * 1000, 0.5f));
   *req.mutable_targets() = Labels(std::vector<int64_t>(4096, 3));
   pb::BackwardResponse resp;
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(150));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1));
   const grpc::Status s = Stub()->Backward(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  ExpectHealthyBackward();
+  EXPECT_TRUE(server_->running());
+}
+
+TEST_F(ServerTest, ExpiredDeadlineStopsALongComputation) {
+  // 8 MB that arrive in time and then need over a second of work (a 2000 x 1000 verification):
+  // the deadline expires mid-computation, whatever the machine's speed.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> z(2000 * 1000);
+  for (float& v : z) v = normal(rng);
+  pb::VerifyGradientRequest req;
+  *req.mutable_logits() = Raw<float>({2000, 1000}, z);
+  *req.mutable_targets() = Labels(std::vector<int64_t>(2000, 7));
+  *req.mutable_candidate_grad() = Raw<float>({2000, 1000}, z);
+  pb::VerifyGradientResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  const grpc::Status s = Stub()->VerifyGradient(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  // The server stopped that work: it burns (almost) no CPU afterwards, where the rest of the
+  // verification would keep both cores busy for seconds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const double cpu_before = CpuSeconds(server_->pid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_LT(CpuSeconds(server_->pid()) - cpu_before, 0.15);
   ExpectHealthyBackward();
   EXPECT_TRUE(server_->running());
 }
