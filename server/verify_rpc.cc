@@ -1,6 +1,7 @@
 // VerifyGradient: always float64, outputs in the request's encoding.
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/status_macros.h"
 #include "lib/verify.h"
@@ -30,6 +31,11 @@ void Encode(const double* values, const std::vector<int64_t>& shape, Encoding en
   std::copy(values, values + n, t.data());
   t.Commit();
 }
+
+// Room a finding's code, residual, shape and field tags take beside its message and numbers.
+constexpr int64_t kFindingOverheadBytes = 256;
+constexpr char kMistakenLeftOut[] =
+    " (mistaken_grad left out: with it the response would exceed --max_message_mib)";
 
 }  // namespace
 
@@ -90,20 +96,31 @@ absl::Status RunVerifyGradient(const v1::VerifyGradientRequest& req,
   resp->set_candidate_ok(r.candidate_ok);
   resp->set_candidate_max_abs_error(r.candidate_max_abs_error);
   resp->set_candidate_jacobian_ok(r.candidate_jacobian_ok);
-  for (const Finding& f : r.findings) {
-    v1::Finding* out = resp->add_findings();
-    out->set_code(static_cast<v1::FindingCode>(f.code));
-    out->set_message(f.message);
-    out->set_residual(f.residual);
-    if (!f.mistaken.empty()) {
-      Encode(f.mistaken.data(), f.is_jacobian ? jacobian_shape : lr.logits_shape(), enc,
-             out->mutable_mistaken_grad());
-    }
-  }
   resp->set_worst_row(r.worst_row);
   resp->set_worst_class(r.worst_class);
   resp->set_epsilon_used(r.epsilon_used);
   resp->set_summary(r.summary);
+  // Each finding carries a whole gradient (or Jacobian), and how many there are is known only
+  // after the work: one that would take the response past --max_message_mib goes without it.
+  int64_t room = limits.max_message_bytes - static_cast<int64_t>(resp->ByteSizeLong());
+  for (const Finding& f : r.findings) {
+    v1::Finding* out = resp->add_findings();
+    out->set_code(static_cast<v1::FindingCode>(f.code));
+    out->set_residual(f.residual);
+    const int64_t bytes =
+        WireBytes(static_cast<int64_t>(f.mistaken.size()), v1::DATA_TYPE_FLOAT64, enc) +
+        static_cast<int64_t>(f.message.size()) + kFindingOverheadBytes;
+    if (f.mistaken.empty() || bytes <= room) {
+      out->set_message(f.message);
+      if (!f.mistaken.empty()) {
+        Encode(f.mistaken.data(), f.is_jacobian ? jacobian_shape : lr.logits_shape(), enc,
+               out->mutable_mistaken_grad());
+      }
+    } else {
+      out->set_message(absl::StrCat(f.message, kMistakenLeftOut));
+    }
+    room -= static_cast<int64_t>(out->ByteSizeLong()) + 8;  // + the field's tag and length
+  }
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -556,6 +557,53 @@ TEST(ServerShutdownTest, SigtermLetsInFlightCallsFinishAndExitsZero) {
   const int status = (*server)->Terminate(5000);
   EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ServerLimitsTest, FindingsThatWouldOverflowTheMessageLimitComeWithoutTheirGradient) {
+  auto server = ServerProcess::Start({"--max_message_mib=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = pb::GradientService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  // 40 x 1000 float64: each gradient is 320 KB raw, so the analytic and numeric gradients and one
+  // finding's fit in 1 MiB and a second finding's does not. The candidate -(a - t) has its sign
+  // flipped and lacks the mean's 1/40: two findings, the same mistaken gradient each.
+  const int64_t n = 40, c = 1000;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal(0.0, 2.0);
+  std::vector<double> z(n * c), candidate(n * c);
+  std::vector<int64_t> labels(n);
+  for (int64_t i = 0; i < n; ++i) {
+    labels[i] = (i * 37) % c;
+    double m = -1e300, sum = 0;
+    for (int64_t j = 0; j < c; ++j) m = std::max(m, z[i * c + j] = normal(rng));
+    for (int64_t j = 0; j < c; ++j) sum += std::exp(z[i * c + j] - m);
+    for (int64_t j = 0; j < c; ++j) {
+      candidate[i * c + j] = -(std::exp(z[i * c + j] - m) / sum - (j == labels[i] ? 1.0 : 0.0));
+    }
+  }
+  pb::VerifyGradientRequest req;
+  *req.mutable_logits() = Raw<double>({n, c}, z);
+  *req.mutable_targets() = Labels(labels);
+  *req.mutable_candidate_grad() = Raw<double>({n, c}, candidate);
+  pb::VerifyGradientResponse resp;
+  grpc::ClientContext ctx;
+  const grpc::Status s = stub->VerifyGradient(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_LE(resp.ByteSizeLong(), size_t{1} << 20);
+  ASSERT_EQ(resp.findings_size(), 2);
+  std::set<int> codes;
+  int with_gradient = 0;
+  for (const pb::Finding& f : resp.findings()) {
+    codes.insert(f.code());
+    if (f.has_mistaken_grad()) {
+      ++with_gradient;
+      ExpectNear(TensorValues(f.mistaken_grad()), candidate, 1e-12);
+    } else {
+      EXPECT_NE(f.message().find("mistaken_grad left out"), std::string::npos) << f.message();
+    }
+  }
+  EXPECT_EQ(codes, (std::set<int>{pb::FINDING_CODE_SIGN_FLIPPED, pb::FINDING_CODE_MEAN_SCALE}));
+  EXPECT_EQ(with_gradient, 1);
 }
 
 TEST(ServerConnectionTest, MaxConnectionAgeMovesClientsToANewConnectionWithoutFailingCalls) {
