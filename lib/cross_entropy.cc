@@ -196,7 +196,7 @@ void TargetRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T* q) {
   }
 }
 
-// One row's loss l = s·(log S + offset) - Σ_c q_c (z_c - m) (the max-shifted form keeps float64
+// One row's loss l = s·log S - Σ_c q_c (z_c - m) (the max-shifted form keeps float64
 // exact to rounding even for logits of 1e4) and, when `grad` is set, its gradient r·(s·a - q), written
 // with one pass over the exponentials. Index targets without smoothing take the short path:
 // q is the single entry w_y at the target class.
@@ -225,7 +225,7 @@ T FusedRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* grad
     ArrayMap<T> g(grad, c);
     g = g * (r * s / ex.sum) - r * q;
   }
-  return s * (log_s + ex.offset) - (q * (zr - ex.max)).sum();
+  return s * log_s - (q * (zr - ex.max)).sum();
 }
 
 // CHAIN_RULE: dL/dA = -r·q / a, then dL/dz = J(a)·dL/dA = a⊙g - a·<a, g>. Where a_c underflows to
@@ -253,7 +253,7 @@ T ChainRuleRow(const LossProblem<T>& p, const Plan<T>& plan, int64_t i, T r, T* 
   const T dot = agr.sum();
   a = agr - a * dot;
   ConstArrayMap<T> qr(q, c);
-  return qr.sum() * (std::log(ex.sum) + ex.offset) -
+  return qr.sum() * std::log(ex.sum) -
          (qr * (ConstArrayMap<T>(z, c) - ex.max)).sum();
 }
 

@@ -26,12 +26,11 @@ using ConstArrayMap = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
 template <typename T>
 struct ShiftedExp {
   T max;        // m = max_j z_j
-  T offset;     // the exponentials are exp(z_j - m - offset); |offset| <= |m|·2^-24 (VecOps)
-  T sum;        // S = Σ_j exp(z_j - m - offset), in [1, n] for finite rows
+  T sum;        // S = Σ_j exp(z_j - m), in [1, n] for finite rows
   bool finite;  // every z_j was finite
-  // log of the exponential of logit z, i.e. z - m - offset, exact to rounding for large |z|.
-  T Shifted(T z) const { return (z - max) - offset; }
-  T LogSumExp() const { return max + (offset + std::log(sum)); }
+  // log of the exponential of logit z, exact to rounding for large |z|.
+  T Shifted(T z) const { return z - max; }
+  T LogSumExp() const { return max + std::log(sum); }
 };
 
 template <typename T>
@@ -99,15 +98,14 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out,
   return V::ReduceAdd(acc);
 }
 
-// Writes exp(z - max z - offset) to `e` (which may be null: then only the sum is formed). Rows
+// Writes exp(z - max z) to `e` (which may be null: then only the sum is formed). Rows
 // must be non-empty. A NaN anywhere makes `sum` NaN and an infinity makes `max` or the minimum
 // infinite, so `finite` costs no extra pass over memory.
 template <typename T>
 ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
   using V = VecOps<T>;
   const RowRange<T> range = RowMaxMin(z, n);
-  T offset;
-  const typename V::Shift shift = V::MakeShift(range.max, &offset);
+  const typename V::Shift shift = V::MakeShift(range.max);
   T sum;
   if (e != nullptr) {
     sum = PipelinedPass<T, false, false>(nullptr, nullptr, z, e, shift, nullptr, T(0), n);
@@ -118,7 +116,7 @@ ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
     if (j < n) acc = V::AddPart(acc, V::Exp(V::LoadPart(z + j, n - j, z[j]), shift), n - j);
     sum = V::ReduceAdd(acc);
   }
-  return {range.max, offset, sum,
+  return {range.max, sum,
           std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum)};
 }
 
@@ -162,8 +160,7 @@ void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, ScaleFn&& row_s
     const T* cur = z + i * n;
     T* e = out + i * n;
     T* prev = i > 0 ? e - n : nullptr;
-    T offset;
-    const typename V::Shift shift = V::MakeShift(range.max, &offset);
+    const typename V::Shift shift = V::MakeShift(range.max);
     RowRange<T> next_range{};
     T sum;
     if (i + 1 < rows) {
@@ -179,13 +176,13 @@ void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, ScaleFn&& row_s
     }
     const bool finite =
         std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
-    prev_scale = row_scale(i, ShiftedExp<T>{range.max, offset, sum, finite}, e);
+    prev_scale = row_scale(i, ShiftedExp<T>{range.max, sum, finite}, e);
     range = next_range;
   }
   ArrayMap<T>(out + (rows - 1) * n, n) *= prev_scale;
 }
 
-// For each of `rows` contiguous rows of length n in z: forms e = exp(z_i - m_i - offset_i), calls
+// For each of `rows` contiguous rows of length n in z: forms e = exp(z_i - m_i), calls
 // `row_scale(i, stats, e)`, which may adjust e (the fused gradient subtracts the sum at the target
 // class) and returns a factor k, and writes k·e to row i of `out`. While row i's exponentials are
 // formed (FMA-bound), row i+1's max/min is found, which streams it in from memory. `stream`
@@ -201,8 +198,7 @@ void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&&
   RowRange<T> range = RowMaxMin(z, n);
   for (int64_t i = 0; i < rows; ++i) {
     const T* cur = z + i * n;
-    T offset;
-    const typename V::Shift shift = V::MakeShift(range.max, &offset);
+    const typename V::Shift shift = V::MakeShift(range.max);
     RowRange<T> next_range{};
     const T sum =
         i + 1 < rows
@@ -210,7 +206,7 @@ void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&&
             : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e, shift, nullptr, T(0), n);
     const bool finite =
         std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
-    const T k = row_scale(i, ShiftedExp<T>{range.max, offset, sum, finite}, e);
+    const T k = row_scale(i, ShiftedExp<T>{range.max, sum, finite}, e);
     ScaleInto(e, k, out + i * n, n, stream);
     range = next_range;
   }

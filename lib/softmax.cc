@@ -50,12 +50,12 @@ absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
   std::atomic<bool> non_finite{false};
   const bool stream =
       probabilities.size() * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
-  // log_softmax = (z - m) - (offset + log S): the large m cancels exactly first.
+  // log_softmax = (z - m) - log S: the large m cancels exactly first.
   auto write_log_probs = [&](int64_t i, const internal::ShiftedExp<T>& row) {
     if (!row.finite) non_finite.store(true, std::memory_order_relaxed);
     if (!want_lp) return;
     ArrayMap<T>(log_probabilities.row(i).data(), c) =
-        (ConstArrayMap<T>(logits.row(i).data(), c) - row.max) - (row.offset + std::log(row.sum));
+        (ConstArrayMap<T>(logits.row(i).data(), c) - row.max) - std::log(row.sum);
   };
   GRADSERVE_RETURN_IF_ERROR(ParallelForRows(n, c, ctx, [&](int64_t begin, int64_t end) {
     if (want_p) {

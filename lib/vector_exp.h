@@ -3,8 +3,8 @@
 // At 1,000 classes the exponentials, not memory, separate a plain kernel from the memory floor
 // (../shared/PERF.md). VecOps<T> is the small set of packet operations the row kernels need, with
 // partial (tail) variants so that a row's last elements take the same vector path:
-//  - float with AVX-512: a 9-instruction exp (shift fused into one FMA, vreduceps range
-//    reduction, degree-5 polynomial, vscalefps), a few ulp, far inside API.md's float32 bound;
+//  - float with AVX-512: a 10-instruction exp (subtract, scale, vreduceps range reduction,
+//    degree-5 polynomial, vscalefps), about 2 ulp, far inside API.md's float32 bound;
 //  - every other type and ISA: Eigen's packet exp, about 1 ulp (float64 stays exact to rounding).
 #ifndef GRADSERVE_LIB_VECTOR_EXP_H_
 #define GRADSERVE_LIB_VECTOR_EXP_H_
@@ -32,14 +32,11 @@ struct VecOps {
   using P = typename Eigen::internal::packet_traits<T>::type;
   static constexpr int64_t kLanes = Eigen::internal::packet_traits<T>::size;
 
-  // exp(z - shift.max) with Eigen's exp: no offset.
+  // exp(z - shift.max) with Eigen's exp.
   struct Shift {
     P max;
   };
-  static Shift MakeShift(T max, T* offset) {
-    *offset = T(0);
-    return {Set1(max)};
-  }
+  static Shift MakeShift(T max) { return {Set1(max)}; }
   static P Exp(P z, const Shift& s) {
     return Eigen::internal::pexp(Eigen::internal::psub(z, s.max));
   }
@@ -101,42 +98,31 @@ struct VecOps<float> {
   using P = __m512;
   static constexpr int64_t kLanes = 16;
 
-  // t = z·log2(e) + c with c = fl(-max·log2 e), one FMA. The rounding of c moves every exponent by
-  // the same tiny amount; `*offset` reports it in natural-log units (|offset| <= |max|·2^-24) so
-  // that callers forming z - max (the loss, log-probabilities) stay exact even for |z| ~ 1e4.
-  // Past |max| = 2^20 that amount is no longer tiny (from ~1e9 on, 2^offset overflows or
-  // underflows and the row turns to NaN), so such rows subtract first: t = (z - max)·log2(e).
+  // exp(z - max) = 2^t with t = (z - max)·log2(e). Subtracting first keeps the row's maximum at
+  // exactly 2^0 = 1 (the polynomial below has p(0) = 1), so S >= 1, log-probabilities <= 0 and
+  // losses >= 0 as in PyTorch. (A single FMA z·log2(e) - max·log2(e) would scale every
+  // exponential by the rounding of its constant, a bias that a SUM over rows adds up.)
   struct Shift {
-    P log2e, c, max;
-    bool subtract_first;
+    P log2e, max;
   };
-  static constexpr float kLog2e = 1.44269504088896341f;
-  static Shift MakeShift(float max, float* offset) {
-    if (!(std::abs(max) <= 0x1p20f)) {
-      *offset = 0.0f;
-      return {_mm512_set1_ps(kLog2e), _mm512_setzero_ps(), _mm512_set1_ps(max), true};
-    }
-    const float c = -max * kLog2e;
-    *offset = static_cast<float>(
-        -(static_cast<double>(c) + static_cast<double>(max) * kLog2e) / kLog2e);
-    return {_mm512_set1_ps(kLog2e), _mm512_set1_ps(c), _mm512_set1_ps(max), false};
+  static Shift MakeShift(float max) {
+    return {_mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(max)};
   }
   static P Exp(P z, const Shift& s) {
-    if (s.subtract_first) return Exp2(_mm512_mul_ps(_mm512_sub_ps(z, s.max), s.log2e));
-    return Exp2(_mm512_fmadd_ps(z, s.log2e, s.c));
+    return Exp2(_mm512_mul_ps(_mm512_sub_ps(z, s.max), s.log2e));
   }
 
-  // 2^t for t <= 127: 2^floor(t) · p(t - floor(t)), p a degree-5 minimax fit of 2^f on [0, 1)
-  // (relative error 1.7e-7 evaluated in float). vscalefps applies 2^floor(t) itself,
-  // underflowing to 0 below -149 and propagating NaN.
+  // 2^t for t <= 127: 2^floor(t) · p(t - floor(t)), p = 1 + f·q(f) a degree-5 minimax fit of
+  // 2^f on [0, 1) with p(0) = 1 exactly (relative error 8e-8, about 2 ulp evaluated in float).
+  // vscalefps applies 2^floor(t) itself, underflowing to 0 below -149 and propagating NaN.
   static P Exp2(P t) {
     const P f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    P p = _mm512_set1_ps(0.0018782015f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.00898993853f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0558235422f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.240155637f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693152606f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99999994f));
+    P p = _mm512_set1_ps(0.00186711829f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.00901705492f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.055799894f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.240164459f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693151295f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, t);
   }
 
@@ -175,10 +161,7 @@ struct VecOps<double> {
   struct Shift {
     P max;
   };
-  static Shift MakeShift(double max, double* offset) {
-    *offset = 0.0;
-    return {_mm512_set1_pd(max)};
-  }
+  static Shift MakeShift(double max) { return {_mm512_set1_pd(max)}; }
   static P Exp(P z, const Shift& s) { return ExpNonPositive(_mm512_sub_pd(z, s.max)); }
 
   // exp(x) for x <= 0 to about 1 ulp, like std::exp: x = (n + j/16)·ln2 + r with |r| <= ln2/32,

@@ -3,10 +3,12 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "lib/softmax.h"
 #include "lib/verify.h"
 #include "tests/test_util.h"
 
@@ -279,6 +281,35 @@ TEST(CrossEntropyTest, FusedEqualsChainRuleOnEveryWritePath) {
   ExpectFusedMatchesChainRule<float>(40, 5000, 1);    // 20 KB rows: in place
   ExpectFusedMatchesChainRule<double>(700, 1000, 1);  // 5.6 MB float64, streamed
   ExpectFusedMatchesChainRule<double>(40, 3000, 0);   // 24 KB rows: in place
+}
+
+// Float32 losses must not drift below 0: every row's exponential at its maximum is exactly 1, as
+// in PyTorch, so a SUM over many confident rows stays within API.md's bound of float64 (a bias
+// of -1 ulp per row once summed 4000 rows to -4.4e-4).
+TEST(CrossEntropyTest, Float32ConfidentRowsSumToNearZeroNotBelow) {
+  for (const auto& [rows, first, classes] :
+       {std::tuple<int64_t, float, int64_t>{4000, 30.0f, 2}, {1000, 100.0f, 2}, {1000, 50.0f, 10},
+        {200, 226.75f, 1}}) {
+    SCOPED_TRACE(::testing::Message() << rows << " rows (" << first << ", 0...) of " << classes);
+    RowMatrix<float> z = RowMatrix<float>::Zero(rows, classes);
+    z.col(0).setConstant(first);
+    const std::vector<int64_t> labels(rows, 0);
+    for (Reduction red : {Reduction::kSum, Reduction::kNone}) {
+      const LossProblem<float> p{ConstView(z), Targets<float>::ClassIndices(labels), {red}};
+      const Result<float> r = Compute(p, Method::kFused);
+      ASSERT_OK(r.status);
+      const double row_loss = classes == 1 ? 0.0 : std::log1p((classes - 1) * std::exp(-first));
+      if (red == Reduction::kSum) {
+        EXPECT_LE(std::abs(r.loss[0] - rows * row_loss), 1e-5);
+      } else {
+        for (float l : r.loss) ASSERT_GE(l, 0.0f);
+      }
+    }
+    RowMatrix<float> probs(rows, classes), log_probs(rows, classes);
+    ASSERT_OK(Softmax<float>(ConstView(z), View(probs), View(log_probs), ExecContext{}));
+    EXPECT_LE(log_probs.maxCoeff(), 0.0f);
+    EXPECT_LE(probs.maxCoeff(), 1.0f);
+  }
 }
 
 TEST(CrossEntropyTest, ExtremeLogitsGiveFiniteExactLoss) {

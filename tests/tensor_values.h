@@ -13,13 +13,14 @@ namespace gradserve::testing {
 inline std::vector<double> TensorValues(const v1::Tensor& t) {
   if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
   std::vector<double> out;
+  // (memcpy from or to an empty vector's null data() is undefined, even for 0 bytes)
   if (t.dtype() == v1::DATA_TYPE_FLOAT32) {
     std::vector<float> f(t.raw().size() / sizeof(float));
-    std::memcpy(f.data(), t.raw().data(), f.size() * sizeof(float));
+    if (!f.empty()) std::memcpy(f.data(), t.raw().data(), f.size() * sizeof(float));
     out.assign(f.begin(), f.end());
   } else {
     out.resize(t.raw().size() / sizeof(double));
-    std::memcpy(out.data(), t.raw().data(), out.size() * sizeof(double));
+    if (!out.empty()) std::memcpy(out.data(), t.raw().data(), out.size() * sizeof(double));
   }
   return out;
 }
