@@ -58,7 +58,7 @@ absl::Status ParallelForRows(int64_t rows, int64_t cost_per_row, const ExecConte
   std::atomic<bool> cancelled{false};
   auto run_block = [&](int64_t b) {
     if (cancelled.load(std::memory_order_relaxed)) return;
-    if (ctx.is_cancelled && ctx.is_cancelled()) {
+    if (IsCancelled(ctx)) {
       cancelled.store(true, std::memory_order_relaxed);
       return;
     }

@@ -26,6 +26,8 @@ struct ExecContext {
   std::function<bool()> is_cancelled;
 };
 
+inline bool IsCancelled(const ExecContext& ctx) { return ctx.is_cancelled && ctx.is_cancelled(); }
+
 // Work below this many (row × cost) units runs on the calling thread: splitting it costs more
 // than it saves.
 inline constexpr int64_t kMinParallelWork = 1 << 17;

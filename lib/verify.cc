@@ -178,7 +178,7 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
     r.candidate_max_abs_error = MaxAbsDiff(req.candidate_grad, analytic, size, &worst);
     r.candidate_ok = AllClose(req.candidate_grad, analytic, size, o.rtol, o.atol);
     candidates_ok = r.candidate_ok;
-    if (!r.candidate_ok) r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad);
+    if (!r.candidate_ok) r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
   }
   if (req.candidate_jacobian != nullptr) {
     std::vector<double> jacobian(n * c * c);
@@ -191,10 +191,11 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
     candidates_ok = candidates_ok && r.candidate_jacobian_ok;
     if (req.candidate_grad == nullptr) worst = c == 0 ? 0 : worst_entry / c;  // row·C + class
     if (!r.candidate_jacobian_ok) {
-      std::vector<Finding> more = ExplainJacobian(p, o, a, jacobian, req.candidate_jacobian);
+      std::vector<Finding> more = ExplainJacobian(p, o, a, jacobian, req.candidate_jacobian, ctx);
       std::move(more.begin(), more.end(), std::back_inserter(r.findings));
     }
   }
+  if (IsCancelled(ctx)) return absl::CancelledError("computation cancelled by the caller");
   r.ok = numeric_ok && candidates_ok;
   r.worst_row = c == 0 ? 0 : worst / c;
   r.worst_class = c == 0 ? 0 : worst % c;

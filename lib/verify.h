@@ -100,13 +100,14 @@ absl::StatusOr<double> NumericGradient(const LossProblem<double>& problem, Numer
 
 // The findings that explain a wrong candidate: every single known mistake whose output matches
 // it within the tolerances, or one kUnexplained. `a` is softmax(logits), `truth` the analytic
-// gradient (or Jacobian). Exposed for tests; VerifyGradient calls them.
+// gradient (or Jacobian). Exposed for tests; VerifyGradient calls them. They poll
+// `ctx.is_cancelled` between candidate mistakes and return nothing once it fires.
 std::vector<Finding> ExplainGradient(const LossProblem<double>& problem, const VerifyOptions& opts,
                                      const RowMatrix<double>& a, const RowMatrix<double>& truth,
-                                     const double* candidate);
+                                     const double* candidate, const ExecContext& ctx = {});
 std::vector<Finding> ExplainJacobian(const LossProblem<double>& problem, const VerifyOptions& opts,
                                      const RowMatrix<double>& a, const std::vector<double>& truth,
-                                     const double* candidate);
+                                     const double* candidate, const ExecContext& ctx = {});
 
 }  // namespace gradserve
 

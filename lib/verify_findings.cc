@@ -175,7 +175,7 @@ const char* FindingCodeName(FindingCode code) {
 
 std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyOptions& o,
                                      const RowMatrix<double>& a, const RowMatrix<double>& truth,
-                                     const double* candidate) {
+                                     const double* candidate, const ExecContext& ctx) {
   const int64_t size = truth.size();
   int64_t worst = 0;
   const double error = MaxAbsDiff(candidate, truth.data(), size, &worst);
@@ -202,28 +202,31 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
   std::vector<DroppedOptions> subsets = OptionSubsets(p);
   subsets.insert(subsets.begin(), DroppedOptions{});
   for (const DroppedOptions& dropped : subsets) {
+    if (IsCancelled(ctx)) return {};
     const bool drops = !dropped.names.empty();
     const LossProblem<double> q = Without(p, dropped);
     const RowMatrix<double> grad_a = GradWrtProbabilities(q, a);
+    // Each base's gradient is formed only when its turn comes, after a cancellation poll: for a
+    // large batch each is a pass over batch x classes.
     struct Base {
       std::optional<FindingCode> code;
-      RowMatrix<double> grad;
+      std::function<RowMatrix<double>()> grad;
       std::string what;
     };
-    Base bases[] = {
-        {std::nullopt, drops ? TrueGradient(q) : truth, ""},
-        {FindingCode::kJacobianAtLogits, JacobianProduct(z, grad_a),
+    const Base bases[] = {
+        {std::nullopt, [&] { return drops ? TrueGradient(q) : truth; }, ""},
+        {FindingCode::kJacobianAtLogits, [&] { return JacobianProduct(z, grad_a); },
          absl::StrFormat("matches the chain rule with the softmax Jacobian evaluated at the logits "
                          "z = %s instead of at a = softmax(z): J(z) = diag(z) - z z^T times dL/dA; "
                          "the correct %s", z_text, right)},
         {FindingCode::kDiagonalOnlyJacobian,
-         ((a.array() - a.array().square()) * grad_a.array()).matrix(),
+         [&] { return RowMatrix<double>((a.array() - a.array().square()) * grad_a.array()); },
          absl::StrFormat("matches diag(a - a^2) times dL/dA: the off-diagonal -a_i a_j terms of "
                          "the softmax Jacobian were dropped; the full %s", right)},
-        {FindingCode::kGradientWrtProbabilities, grad_a,
+        {FindingCode::kGradientWrtProbabilities, [&] { return grad_a; },
          absl::StrFormat("is dL/dA, the gradient with respect to the probabilities a = softmax(z), "
                          "not the logits; multiplying it by %s", right)},
-        {FindingCode::kSoftmaxNotApplied, ClosedFormAt(q, z),
+        {FindingCode::kSoftmaxNotApplied, [&] { return ClosedFormAt(q, z); },
          absl::StrFormat("matches z - t: the logits z = %s were used as probabilities without "
                          "softmax; with a = softmax(z) = %s the gradient is %s",
                          z_text, a_text, truth_text)},
@@ -237,6 +240,8 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
       }
     }
     for (const Base& base : bases) {
+      if (IsCancelled(ctx)) return {};
+      const RowMatrix<double> base_grad = base.grad();
       for (double sign : {1.0, -1.0}) {
         for (const auto& [scale, scale_why] : scales) {
           Match m;
@@ -252,7 +257,7 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
               "is the true gradient times %.6g: %s; %s", scale, scale_why, right);
           if (m.what.empty()) continue;  // the truth itself
           const double factor = sign * scale;
-          const double* v = base.grad.data();
+          const double* v = base_grad.data();
           auto variant_close_to = [&](const double* ref) {
             for (int64_t k = 0; k < size; ++k) {
               if (!IsClose(factor * v[k], ref[k], o.rtol, o.atol)) return false;
@@ -266,7 +271,7 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
             return true;
           };
           if (!candidate_close() || variant_close_to(truth.data())) continue;
-          m.mistaken = factor * base.grad;
+          m.mistaken = factor * base_grad;
           m.residual = MaxAbsDiff(candidate, m.mistaken.data(), size);
           for (const auto& [code, unused] : m.what) m.codes.push_back(code);
           matches.push_back(std::move(m));
@@ -313,7 +318,7 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
 
 std::vector<Finding> ExplainJacobian(const LossProblem<double>& p, const VerifyOptions& o,
                                      const RowMatrix<double>& a, const std::vector<double>& truth,
-                                     const double* candidate) {
+                                     const double* candidate, const ExecContext& ctx) {
   const int64_t n = a.rows(), c = a.cols();
   const int64_t size = static_cast<int64_t>(truth.size());
   int64_t worst = 0;
@@ -336,6 +341,7 @@ std::vector<Finding> ExplainJacobian(const LossProblem<double>& p, const VerifyO
 
   std::vector<Finding> findings;
   for (const auto& [code, v] : variants) {
+    if (IsCancelled(ctx)) return {};
     if (AllClose(v->data(), truth.data(), size, o.rtol, o.atol)) continue;
     if (!AllClose(candidate, v->data(), size, o.rtol, o.atol)) continue;
     std::string what;

@@ -18,7 +18,7 @@ absl::Status CheckCubicLimit(const char* what, int64_t rows, int64_t classes, in
   // division keeps it exact regardless.
   if (classes == 0 || rows <= limit / classes / classes) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrFormat(
-      "%s needs batch x classes^2 = %d x %d^2 = %.4g, over the limit of %d set by %s", what, rows,
+      "%s needs batch x classes^2 = %d x %d^2 = %.0f, over the limit of %d set by %s", what, rows,
       classes, static_cast<double>(rows) * classes * classes, limit, flag));
 }
 

@@ -146,6 +146,9 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s has shape %s (%d elements) but neither raw nor values", name, shape, n));
   }
+  // Not null even when empty: to the library a null candidate means none was given.
+  static constexpr T kEmpty[1] = {};
+  out.data_ = kEmpty;
   return out;
 }
 

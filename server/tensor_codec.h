@@ -44,7 +44,7 @@ std::string FormatShape(const std::vector<int64_t>& shape);
 template <typename T>
 class InputTensor {
  public:
-  const T* data() const { return data_; }
+  const T* data() const { return data_; }  // never null, even for 0 elements
   int64_t size() const { return size_; }
   const std::vector<int64_t>& shape() const { return shape_; }
 

@@ -327,7 +327,7 @@ TEST_F(ServerTest, EachErrorHasItsCodeAndAClearMessage) {
          pb::VerifyGradientResponse resp;
          grpc::ClientContext ctx;
          return stub.VerifyGradient(&ctx, req, &resp);
-       }, kExhausted, "VerifyGradient needs batch x classes^2 = 8 x 50000^2 = 2e+10, over the limit of 2147483648 set by --max_verify_work"},
+       }, kExhausted, "VerifyGradient needs batch x classes^2 = 8 x 50000^2 = 20000000000, over the limit of 2147483648 set by --max_verify_work"},
       {"verify_rtol", [](auto& stub) {
          pb::VerifyGradientRequest req;
          *req.mutable_logits() = Values({2}, {1, 2});
@@ -383,6 +383,23 @@ TEST_F(ServerTest, StreamAnswersInOrderAndEndsWithTheBadMessagesStatus) {
   EXPECT_NE(s.error_message().find("logits[0, 1] is nan"), std::string::npos) << s.error_message();
 }
 
+TEST_F(ServerTest, EmptyBatchCandidatesAreGivenAndCorrect) {
+  pb::VerifyGradientRequest req;
+  *req.mutable_logits() = Values({0, 3}, {});
+  *req.mutable_targets() = Labels({});
+  *req.mutable_candidate_grad() = Values({0, 3}, {});
+  *req.mutable_candidate_jacobian() = Values({0, 3, 3}, {});
+  pb::VerifyGradientResponse resp;
+  grpc::ClientContext ctx;
+  const grpc::Status s = Stub()->VerifyGradient(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.candidate_ok()) << resp.summary();
+  EXPECT_TRUE(resp.candidate_jacobian_ok()) << resp.summary();
+  EXPECT_TRUE(resp.ok());
+  EXPECT_EQ(resp.findings_size(), 0);
+  EXPECT_EQ(resp.summary().find("no candidate"), std::string::npos) << resp.summary();
+}
+
 // ---------------------------------------------------------------- deadlines, concurrency
 TEST_F(ServerTest, ExpiredDeadlineOnABigRequestLeavesTheServerWell) {
   // 16 MB whose 1 ms deadline expires while it is still being sent.
@@ -399,23 +416,24 @@ TEST_F(ServerTest, ExpiredDeadlineOnABigRequestLeavesTheServerWell) {
 }
 
 TEST_F(ServerTest, ExpiredDeadlineStopsALongComputation) {
-  // 8 MB that arrive in time and then need over a second of work (a 2000 x 1000 verification):
-  // the deadline expires mid-computation, whatever the machine's speed.
+  // 32 MB that arrive in time and then need about a second of work (an 8000 x 500 verification,
+  // near the work limit): the deadline expires mid-computation, whatever the machine's speed.
+  const int64_t n = 8000, c = 500;
   std::mt19937_64 rng(3);
   std::normal_distribution<float> normal(0.0f, 3.0f);
-  std::vector<float> z(2000 * 1000);
+  std::vector<float> z(n * c);
   for (float& v : z) v = normal(rng);
   pb::VerifyGradientRequest req;
-  *req.mutable_logits() = Raw<float>({2000, 1000}, z);
-  *req.mutable_targets() = Labels(std::vector<int64_t>(2000, 7));
-  *req.mutable_candidate_grad() = Raw<float>({2000, 1000}, z);
+  *req.mutable_logits() = Raw<float>({n, c}, z);
+  *req.mutable_targets() = Labels(std::vector<int64_t>(n, 7));
+  *req.mutable_candidate_grad() = Raw<float>({n, c}, z);
   pb::VerifyGradientResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
   const grpc::Status s = Stub()->VerifyGradient(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
   // The server stopped that work: it burns (almost) no CPU afterwards, where the rest of the
-  // verification would keep both cores busy for seconds.
+  // verification (the search for known mistakes alone takes half a second) would not.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const double cpu_before = CpuSeconds(server_->pid());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -79,7 +79,10 @@ TEST(TensorCodecTest, ElementLimitIsCheckedWithoutOverflow) {
   v1::Tensor empty;
   empty.add_shape(int64_t{1} << 40);
   empty.add_shape(0);
-  EXPECT_TRUE(DecodeTensor<float>(empty, "t", Limits{}).ok());
+  const auto decoded = DecodeTensor<float>(empty, "t", Limits{});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->size(), 0);
+  EXPECT_NE(decoded->data(), nullptr) << "an empty tensor is given, not absent";
 }
 
 TEST(TensorCodecTest, OutputsWriteIntoTheMessage) {
