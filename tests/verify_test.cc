@@ -240,6 +240,34 @@ TEST(VerifyGradientTest, JacobianCandidates) {
   }
 }
 
+// The search for known mistakes is the longest single-threaded part of a big verification: it
+// must stop when the call is cancelled, and VerifyGradient then reports CANCELLED.
+TEST(VerifyGradientTest, CancellationStopsTheMistakeSearch) {
+  const Motivating m;
+  const LossProblem<double> p = m.Problem(Reduction::kSum);
+  const RowMatrix<double> a{{0.5, 0.5}};
+  const RowMatrix<double> truth{{0.5, -0.5}};
+  const double at_logits[] = {6.125, 2.625};
+  int polls = 0;
+  const ExecContext cancelled{.is_cancelled = [&] { return ++polls > 0; }};
+  EXPECT_EQ(ExplainGradient(p, VerifyOptions{}, a, truth, at_logits).size(), 1u);
+  EXPECT_TRUE(ExplainGradient(p, VerifyOptions{}, a, truth, at_logits, cancelled).empty());
+  EXPECT_GE(polls, 1);
+  const std::vector<double> jacobian = {0.25, -0.25, -0.25, 0.25};
+  const double diagonal[] = {0.25, 0, 0, 0.25};
+  EXPECT_EQ(ExplainJacobian(p, VerifyOptions{}, a, jacobian, diagonal).size(), 1u);
+  EXPECT_TRUE(ExplainJacobian(p, VerifyOptions{}, a, jacobian, diagonal, cancelled).empty());
+
+  // Cancelled at the last poll of a whole verification, i.e. after the mistake search.
+  VerifyRequest req{p};
+  req.candidate_grad = at_logits;
+  int count = 0;
+  ASSERT_OK(VerifyGradient(req, ExecContext{.is_cancelled = [&] { return ++count < 0; }}));
+  int seen = 0;
+  const auto r = VerifyGradient(req, ExecContext{.is_cancelled = [&] { return ++seen >= count; }});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+}
+
 // API.md: with default settings a correct gradient verifies for |z| <= 1e3, batch and classes
 // up to 1000, any reduction.
 TEST(VerifyGradientTest, CorrectGradientVerifiesAtTheContractsLimits) {
