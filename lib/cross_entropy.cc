@@ -277,9 +277,8 @@ void FusedIndexRows(const LossProblem<T>& p, const Plan<T>& plan, int64_t begin,
     e[y] -= ex.sum;
     return plan.RowScale(i) * weight(y) / ex.sum;
   };
-  const bool stream = grad.size() * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
-  internal::ExpRows(p.logits.row(begin).data(), grad.row(begin).data(), end - begin, c, stream,
-                    row_scale);
+  internal::ExpRows(p.logits.row(begin).data(), grad.row(begin).data(), end - begin, c,
+                    internal::StreamsOutput<T>(grad.size()), row_scale);
 }
 
 }  // namespace

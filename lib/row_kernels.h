@@ -39,6 +39,14 @@ struct RowRange {
   T min;
 };
 
+// A row's statistics from its range and the sum of its exponentials. A NaN anywhere makes `sum`
+// NaN and an infinity makes the maximum or the minimum infinite, so `finite` costs no extra pass.
+template <typename T>
+ShiftedExp<T> RowStats(const RowRange<T>& range, T sum) {
+  return {range.max, sum,
+          std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum)};
+}
+
 template <typename T>
 RowRange<T> RowMaxMin(const T* z, int64_t n) {
   using V = VecOps<T>;
@@ -99,8 +107,7 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out,
 }
 
 // Writes exp(z - max z) to `e` (which may be null: then only the sum is formed). Rows
-// must be non-empty. A NaN anywhere makes `sum` NaN and an infinity makes `max` or the minimum
-// infinite, so `finite` costs no extra pass over memory.
+// must be non-empty.
 template <typename T>
 ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
   using V = VecOps<T>;
@@ -116,8 +123,7 @@ ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
     if (j < n) acc = V::AddPart(acc, V::Exp(V::LoadPart(z + j, n - j, z[j]), shift), n - j);
     sum = V::ReduceAdd(acc);
   }
-  return {range.max, sum,
-          std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum)};
+  return RowStats(range, sum);
 }
 
 // Rows up to this size form their exponentials in a scratch row that stays in L1 and are written
@@ -128,6 +134,12 @@ inline constexpr int64_t kScratchRowBytes = 16 << 10;
 // caches, so caching them only costs a read for ownership of every line and evicts the inputs.
 inline constexpr int64_t kStreamOutputBytes = 4 << 20;
 
+// Whether an output of `elements` values of T is written with non-temporal stores.
+template <typename T>
+bool StreamsOutput(int64_t elements) {
+  return elements * static_cast<int64_t>(sizeof(T)) >= kStreamOutputBytes;
+}
+
 // out[j] = k·e[j] for j < n, streamed past the caches when `stream`.
 template <typename T>
 void ScaleInto(const T* e, T k, T* out, int64_t n, bool stream) {
@@ -136,9 +148,9 @@ void ScaleInto(const T* e, T k, T* out, int64_t n, bool stream) {
   int64_t j = 0;
   if (stream) {
     // Non-temporal stores take aligned addresses: a head of up to kLanes - 1 elements first.
-    const auto misaligned = reinterpret_cast<uintptr_t>(out) % sizeof(typename V::P);
-    const int64_t head = std::min<int64_t>(
-        n, static_cast<int64_t>((sizeof(typename V::P) - misaligned) % sizeof(typename V::P) / sizeof(T)));
+    constexpr uintptr_t kAlign = sizeof(typename V::P);
+    const uintptr_t to_boundary = (kAlign - reinterpret_cast<uintptr_t>(out) % kAlign) % kAlign;
+    const int64_t head = std::min<int64_t>(n, static_cast<int64_t>(to_boundary / sizeof(T)));
     if (head > 0) V::StorePart(out, V::Mul(V::LoadPart(e, head, T(0)), kk), head);
     for (j = head; j + V::kLanes <= n; j += V::kLanes) {
       V::StoreStream(out + j, V::Mul(V::Load(e + j), kk));
@@ -174,9 +186,7 @@ void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, ScaleFn&& row_s
                   : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e, shift, nullptr,
                                                    T(0), n);
     }
-    const bool finite =
-        std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
-    prev_scale = row_scale(i, ShiftedExp<T>{range.max, sum, finite}, e);
+    prev_scale = row_scale(i, RowStats(range, sum), e);
     range = next_range;
   }
   ArrayMap<T>(out + (rows - 1) * n, n) *= prev_scale;
@@ -204,9 +214,7 @@ void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&&
         i + 1 < rows
             ? PipelinedPass<T, true, false>(cur + n, &next_range, cur, e, shift, nullptr, T(0), n)
             : PipelinedPass<T, false, false>(nullptr, nullptr, cur, e, shift, nullptr, T(0), n);
-    const bool finite =
-        std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum);
-    const T k = row_scale(i, ShiftedExp<T>{range.max, sum, finite}, e);
+    const T k = row_scale(i, RowStats(range, sum), e);
     ScaleInto(e, k, out + i * n, n, stream);
     range = next_range;
   }

@@ -48,8 +48,7 @@ absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
   if (want_lp) GRADSERVE_RETURN_IF_ERROR(CheckSameShape("log_probabilities", log_probabilities.rows(), log_probabilities.cols(), n, c));
 
   std::atomic<bool> non_finite{false};
-  const bool stream =
-      probabilities.size() * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
+  const bool stream = internal::StreamsOutput<T>(probabilities.size());
   // log_softmax = (z - m) - log S: the large m cancels exactly first.
   auto write_log_probs = [&](int64_t i, const internal::ShiftedExp<T>& row) {
     if (!row.finite) non_finite.store(true, std::memory_order_relaxed);

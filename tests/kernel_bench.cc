@@ -68,7 +68,7 @@ template <typename T>
 void BM_FloorStream(benchmark::State& state) {
   const int64_t n = state.range(0), c = state.range(1);
   Inputs<T> in(n, c);
-  const bool stream = n * c * static_cast<int64_t>(sizeof(T)) >= internal::kStreamOutputBytes;
+  const bool stream = internal::StreamsOutput<T>(n * c);
   for (auto _ : state) {
     auto s = ParallelForRows(n, c, ExecContext{}, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
