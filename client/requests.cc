@@ -86,7 +86,7 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
     GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-probs", in.grad_probs, loss.logits.shape,
                                                 in.loss.format, request.mutable_grad_probabilities()));
   }
-  // Options go out only when the user set one: API.md refuses any options with --grad-probs.
+  // Options go out only when the user set one: the contract refuses any options with --grad-probs.
   if (loss.options.ByteSizeLong() > 0) *request.mutable_options() = std::move(loss.options);
   if (!in.grad_loss.empty()) {
     // [] for MEAN and SUM, [batch] for NONE on a batch; an inline "2" ([1]) fits either way.

@@ -1,5 +1,5 @@
 // `--format=json`: a response in protobuf's JSON mapping, on one line ending in a newline, with
-// field names as in the proto (snake_case, as API.md writes them), every scalar printed even when
+// field names as in the proto (snake_case, as docs/api.md writes them), every scalar printed even when
 // zero or false (so scripts can read `.ok` and `.candidate_ok`), and tensors decoded: `raw` bytes
 // become `values` numbers with the dtype kept. The output is readable, parses back into the
 // response type (JsonStringToMessage), and any tensor in it can be given to a flag as a .json file.

@@ -73,7 +73,7 @@ apt_install() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# The settings ../shared/CONTAINERS.md found necessary here: runc (crun cannot use this cgroup
+# Settings podman needs on these machines: runc (crun cannot use this cgroup
 # v1/v2 hybrid), cgroupfs (no systemd), and ulimits no higher than the hard limit we have
 # (no CAP_SYS_RESOURCE). netavark avoids podman's fallback to CNI plugins that are not installed.
 write_containers_conf() {

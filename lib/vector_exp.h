@@ -1,10 +1,10 @@
 // Vector operations for the shifted exponentials of softmax (internal).
 //
 // At 1,000 classes the exponentials, not memory, separate a plain kernel from the memory floor
-// (../shared/PERF.md). VecOps<T> is the small set of packet operations the row kernels need, with
+// (README, Kernel benchmarks). VecOps<T> is the small set of packet operations the row kernels need, with
 // partial (tail) variants so that a row's last elements take the same vector path:
 //  - float with AVX-512: a 10-instruction exp (subtract, scale, vreduceps range reduction,
-//    degree-5 polynomial, vscalefps), about 2 ulp, far inside API.md's float32 bound;
+//    degree-5 polynomial, vscalefps), about 2 ulp, far inside the contract's float32 bound;
 //  - every other type and ISA: Eigen's packet exp, about 1 ulp (float64 stays exact to rounding).
 #ifndef GRADSERVE_LIB_VECTOR_EXP_H_
 #define GRADSERVE_LIB_VECTOR_EXP_H_

@@ -33,7 +33,7 @@ namespace gradserve {
 
 enum class NumericMethod { kComplexStep, kCentralDifference };
 
-// Numbered as API.md's FindingCode.
+// Numbered as the proto's FindingCode.
 enum class FindingCode {
   kJacobianAtLogits = 1,         // softmax' evaluated at z instead of a = softmax(z)
   kDiagonalOnlyJacobian = 2,     // off-diagonal -a_i a_j terms dropped

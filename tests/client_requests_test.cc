@@ -101,7 +101,7 @@ TEST(ClientBuildBackwardRequestTest, GradProbsReplaceTargets) {
   auto r = BuildBackwardRequest(in);
   CLIENT_ASSERT_OK(r);
   EXPECT_FALSE(r->has_targets());
-  EXPECT_FALSE(r->has_options());  // API.md refuses any options with grad_probabilities
+  EXPECT_FALSE(r->has_options());  // the contract refuses any options with grad_probabilities
   EXPECT_THAT(Values(r->grad_probabilities()), ElementsAre(0, -2));
   in.loss.labels = "1";
   EXPECT_THAT(BuildBackwardRequest(in).status().message(), HasSubstr("not both"));

@@ -284,7 +284,7 @@ TEST(CrossEntropyTest, FusedEqualsChainRuleOnEveryWritePath) {
 }
 
 // Float32 losses must not drift below 0: every row's exponential at its maximum is exactly 1, as
-// in PyTorch, so a SUM over many confident rows stays within API.md's bound of float64 (a bias
+// in PyTorch, so a SUM over many confident rows stays within the contract's bound of float64 (a bias
 // of -1 ulp per row once summed 4000 rows to -4.4e-4).
 TEST(CrossEntropyTest, Float32ConfidentRowsSumToNearZeroNotBelow) {
   for (const auto& [rows, first, classes] :

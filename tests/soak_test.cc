@@ -226,7 +226,7 @@ void SetLogits(const Problem& p, v1::Tensor* t) {
   }
 }
 
-// Empty when `got` matches the closed form within API.md's float32 bound (or 1e-12 in float64).
+// Empty when `got` matches the closed form within the contract's float32 bound (or 1e-12 in float64).
 std::string CheckClose(const char* what, const std::vector<double>& got,
                        const std::vector<double>& want, const Problem& p) {
   if (got.size() != want.size()) {

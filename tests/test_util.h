@@ -50,7 +50,7 @@ inline std::vector<int64_t> RandomLabels(std::mt19937_64& rng, int64_t rows, int
   return y;
 }
 
-// API.md's float32 bound: max(1e-5, 0.1·classes·2⁻²⁴)·max(1, max |float64 result|).
+// The contract's float32 bound (docs/api.md): max(1e-5, 0.1·classes·2⁻²⁴)·max(1, max |float64 result|).
 inline double Float32Bound(int64_t classes, double max_abs_reference) {
   return std::max(1e-5, 0.1 * static_cast<double>(classes) / 16777216.0) *
          std::max(1.0, max_abs_reference);

@@ -268,7 +268,7 @@ TEST(VerifyGradientTest, CancellationStopsTheMistakeSearch) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
 }
 
-// API.md: with default settings a correct gradient verifies for |z| <= 1e3, batch and classes
+// docs/api.md: with default settings a correct gradient verifies for |z| <= 1e3, batch and classes
 // up to 1000, any reduction.
 TEST(VerifyGradientTest, CorrectGradientVerifiesAtTheContractsLimits) {
   std::mt19937_64 rng(2024);

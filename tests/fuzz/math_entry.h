@@ -11,9 +11,9 @@
 //     largest value (and MEAN's denominator is not 0), a NaN or infinity is a bug.
 //   - MEAN with a zero weight sum (PyTorch's NaN case): every non-ignored row's gradient is NaN
 //     and every ignored row's is 0.
-//   - Both gradients match a float64 reference (the same inputs widened) within API.md's float32
+//   - Both gradients match a float64 reference (the same inputs widened) within the contract's float32
 //     bound, max(1e-5, 0.1·classes·2^-24)·scale, or 1e-12·scale in float64. scale is
-//     max(1, max |reference|, max_i |r_i|·s_i): API.md's max(1, max |float64 result|) widened by
+//     max(1, max |reference|, max_i |r_i|·s_i): docs/api.md's max(1, max |float64 result|) widened by
 //     the size of the terms that cancel, because a large upstream grad_loss (or weight) on a row
 //     that is already nearly right scales the rounding of a_ij while the result stays small.
 //   - The loss matches the reference the same way where the logits' range (max - min) is
