@@ -1,6 +1,7 @@
 // Replays every committed fuzz input through the fuzz targets' own entry points, in the normal
 // build (and in the sanitizer build): tests/fuzz/regressions/<target>/* (inputs that once failed)
-// and tests/fuzz/corpus/<target>/* (the seed corpus).
+// and tests/fuzz/corpus/<target>/* (the seed corpus). A missing or short directory fails: a replay
+// of nothing would pass whatever the entry points do.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -19,14 +20,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<fs::path> Inputs(const std::string& kind, const std::string& target) {
+fs::path InputDir(const std::string& kind, const std::string& target) {
   const char* root = std::getenv("GRADSERVE_SOURCE_DIR");
-  const fs::path dir = fs::path(root != nullptr ? root : ".") / "tests" / "fuzz" / kind / target;
+  return fs::path(root != nullptr ? root : ".") / "tests" / "fuzz" / kind / target;
+}
+
+std::vector<fs::path> Inputs(const fs::path& dir) {
   std::vector<fs::path> files;
-  if (fs::is_directory(dir)) {
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      if (entry.is_regular_file()) files.push_back(entry.path());
-    }
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -39,9 +41,13 @@ std::vector<uint8_t> Read(const fs::path& path) {
 
 using Entry = std::string (*)(const uint8_t*, size_t);
 
+// Replays tests/fuzz/<kind>/<target>/*, which must hold at least `at_least` (> 0) inputs.
 void ReplayAll(const std::string& kind, const std::string& target, Entry entry, size_t at_least) {
-  const std::vector<fs::path> files = Inputs(kind, target);
-  EXPECT_GE(files.size(), at_least) << "tests/fuzz/" << kind << "/" << target;
+  const fs::path dir = InputDir(kind, target);
+  ASSERT_TRUE(fs::is_directory(dir))
+      << dir << " is missing (is $GRADSERVE_SOURCE_DIR the source tree? ctest sets it)";
+  const std::vector<fs::path> files = Inputs(dir);
+  ASSERT_GE(files.size(), at_least) << dir << " holds " << files.size() << " inputs";
   for (const fs::path& file : files) {
     const std::vector<uint8_t> bytes = Read(file);
     EXPECT_EQ(entry(bytes.data(), bytes.size()), "") << file;
@@ -49,11 +55,11 @@ void ReplayAll(const std::string& kind, const std::string& target, Entry entry, 
 }
 
 TEST(FuzzRegressionTest, RequestRegressionsPass) {
-  ReplayAll("regressions", "request_fuzzer", CheckRequestInput, 0);
+  ReplayAll("regressions", "request_fuzzer", CheckRequestInput, 1);
 }
 
 TEST(FuzzRegressionTest, MathRegressionsPass) {
-  ReplayAll("regressions", "math_fuzzer", CheckMathInput, 0);
+  ReplayAll("regressions", "math_fuzzer", CheckMathInput, 1);
 }
 
 TEST(FuzzRegressionTest, RequestSeedCorpusPasses) {

@@ -41,10 +41,15 @@ for t in "${targets[@]}"; do
   regressions="tests/fuzz/regressions/$t"
   mkdir -p "$work_dir/corpus/$t" "$work_dir/artifacts/$t"
   log="$work_dir/$t.log"
-  if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
-    "$bin" -runs=0 "$regressions" >"$log.regressions" 2>&1 || {
-      echo "fuzz: $t fails on a committed regression input:"; tail -40 "$log.regressions"; status=1; continue; }
+  # Every target keeps at least one regression input; an empty replay would prove nothing.
+  if ! [ -d "$regressions" ] || [ -z "$(ls -A "$regressions")" ]; then
+    echo "fuzz: $t has no regression inputs in $regressions"; status=1; continue
   fi
+  if ! [ -d "$seed" ] || [ -z "$(ls -A "$seed")" ]; then
+    echo "fuzz: $t has no seed corpus in $seed"; status=1; continue
+  fi
+  "$bin" -runs=0 "$regressions" >"$log.regressions" 2>&1 || {
+    echo "fuzz: $t fails on a committed regression input:"; tail -40 "$log.regressions"; status=1; continue; }
   echo "fuzz: $t for ${seconds} s"
   if "$bin" "$work_dir/corpus/$t" "$seed" -max_total_time="$seconds" -timeout=20 \
       -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 \
