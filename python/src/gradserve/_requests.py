@@ -139,7 +139,8 @@ def denominator(b: Batch) -> Tuple[float, bool]:
         return float(count), count > 0
     # Out-of-range labels are the server's to report; clipping only keeps this from failing first.
     w = np.take(b.weights, b.labels[keep], mode="clip")
-    return float(w.sum(dtype=np.float64)), bool(keep.any())
+    # Summed in row order, as the server does, so a chunked MEAN divides by the very same number.
+    return (float(np.cumsum(w)[-1]) if w.size else 0.0), bool(keep.any())
 
 
 def _rows(a: Optional[np.ndarray], rows: slice) -> Optional[np.ndarray]:

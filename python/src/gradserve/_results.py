@@ -149,13 +149,16 @@ class Assembly:
 
     def scale(self) -> float:
         """grad_loss each chunk is sent with: grad_loss / D for MEAN (0 if no row counts)."""
+        if self.b.reduction == pb.REDUCTION_NONE or self.b.grad_probs is not None:
+            return 1.0  # unused: NONE chunks carry their rows' grad_loss, VJPs none
         gl = self.b.grad_loss
         if gl is not None and self.b.wire == T.BFLOAT16:
             gl = T.from_bfloat16(gl)
         g = 1.0 if gl is None else float(gl)
         if not self.mean:
             return g
-        return g / self.denominator if self.any_row and self.denominator != 0 else 0.0
+        # (1 / D) * g, as the server scales one call's rows, so chunks get the same numbers.
+        return (1.0 / self.denominator) * g if self.any_row and self.denominator != 0 else 0.0
 
     def add(self, r) -> None:
         rows = self.chunks[self.done]
@@ -163,7 +166,7 @@ class Assembly:
         fields = (("grad_logits", 0), ("probabilities", 0), ("grad_probabilities", 0),
                   ("jacobian", 1), ("log_probabilities", 0))
         for name, extra in fields:
-            if r.HasField(name):
+            if name in r.DESCRIPTOR.fields_by_name and r.HasField(name):
                 part = T.decode(getattr(r, name))
                 if name not in self.out:
                     tail = (self.b.classes,) * (1 + extra)
