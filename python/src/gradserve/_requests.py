@@ -117,7 +117,7 @@ def _labels(labels: Any, lead: Tuple[int, ...]) -> np.ndarray:
     if y.size != math.prod(want) or (lead and y.shape != lead and y.ndim != 1):
         raise invalid(f"labels has shape {list(y.shape)}; logits with leading shape {list(lead)} "
                       f"need one label per row, shape {list(lead) or []}")
-    return np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
+    return np.asarray(y, dtype=np.int64, order="C").reshape(-1)
 
 
 def _like(x: Any, name: str, shape: Tuple[int, ...], wire: int) -> np.ndarray:

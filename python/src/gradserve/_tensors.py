@@ -64,12 +64,12 @@ def as_wire(x: Any, name: str, wire: int = 0) -> Tuple[np.ndarray, int]:
         wire = _BY_NUMPY.get(a.dtype, FLOAT64)
     if wire == BFLOAT16:
         return to_bfloat16(a), BFLOAT16
-    return np.ascontiguousarray(a, dtype=_RAW[wire]), wire
+    return np.asarray(a, dtype=_RAW[wire], order="C"), wire
 
 
 def to_bfloat16(a: np.ndarray) -> np.ndarray:
     """float array -> bfloat16 bits (uint16), rounded to nearest even; NaN stays NaN."""
-    bits = np.ascontiguousarray(a, dtype="<f4").view("<u4")
+    bits = np.asarray(a, dtype="<f4", order="C").view("<u4")
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
     nan = np.isnan(a)
     if nan.any():

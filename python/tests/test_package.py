@@ -1,0 +1,87 @@
+"""The package itself: generated stubs that clash with nothing, conversions, and chunk sizes."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from google.protobuf import descriptor_pb2, descriptor_pool
+
+import gradserve
+from conftest import ROOT
+from gradserve import _ops, _tensors
+from gradserve._proto.gradserve.v1 import gradserve_pb2 as pb
+
+
+def test_stubs_are_generated_from_the_repository_proto():
+    proto = (ROOT / "proto" / "gradserve" / "v1" / "gradserve.proto").read_text()
+    messages = re.findall(r"^message (\w+)", proto, re.M)
+    enums = re.findall(r"^\s+(\w+) = \d+;", proto, re.M)
+    assert len(messages) > 10
+    for name in messages:
+        assert pb.DESCRIPTOR.message_types_by_name[name].full_name == f"gradserve.v1.{name}"
+    enum_values = {v.name for e in pb.DESCRIPTOR.enum_types_by_name.values() for v in e.values}
+    assert {e for e in enums if e.isupper()} <= enum_values
+
+
+def test_stubs_shadow_and_clash_with_nothing():
+    assert gradserve._proto.gradserve.v1.gradserve_pb2.__name__.startswith("gradserve._proto.")
+    assert not [m for m in sys.modules if m.startswith(("gradserve.v1", "grpc.health"))]
+    # Another gradserve.proto (say, a user's older stubs) still loads into protobuf's default pool.
+    other = descriptor_pb2.FileDescriptorProto(name="gradserve/v1/gradserve.proto",
+                                               package="gradserve.v1", syntax="proto3")
+    other.message_type.add(name="Tensor").field.add(
+        name="only_field", number=9, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    descriptor_pool.Default().Add(other)
+    assert pb.Tensor(raw=b"x").SerializeToString() == b"\x1a\x01x"
+
+
+def test_bfloat16_rounding_matches_torch():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 100, 10000), [0.0, -0.0, 1.0, 1 + 2 ** -8, 1 + 3 * 2 ** -8,
+                                                     3.4e38, -1e-40, np.inf, -np.inf]]).astype(np.float32)
+    ours = _tensors.to_bfloat16(x)
+    theirs = torch.tensor(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(_tensors.from_bfloat16(ours),
+                                  torch.tensor(x).to(torch.bfloat16).float().numpy())
+
+
+def test_dtype_rules():
+    assert _tensors.as_wire(np.zeros(2, np.float32), "x")[1] == pb.DATA_TYPE_FLOAT32
+    assert _tensors.as_wire(np.zeros(2, np.float16), "x")[1] == pb.DATA_TYPE_FLOAT16
+    assert _tensors.as_wire([1, 2], "x")[1] == pb.DATA_TYPE_FLOAT64
+    bits, wire = _tensors.as_wire(torch.tensor([1.0, -2.0], dtype=torch.bfloat16), "x")
+    assert wire == pb.DATA_TYPE_BFLOAT16 and bits.tolist() == [0x3F80, 0xC000]
+
+
+@pytest.mark.parametrize("kind", ["labels", "target_probs", "jacobian"])
+def test_chunks_fit_the_limit(kind):
+    limit = 1 << 20
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(5000, 64))
+    kw = {"labels": np.full(5000, -100), "ignore_index": -100}  # 10-byte varints
+    if kind == "target_probs":
+        kw = {"target_probs": np.full(z.shape, 1 / 64)}
+    call = _ops.backward(limit, z, kw.get("labels"), kw.get("target_probs"), None, None, 0.0,
+                         kw.get("ignore_index"), "none", "chain-rule", np.ones(5000), True,
+                         kind == "jacobian")
+    assert len(call.chunks) > 2
+    assert sum(c.stop - c.start for c in call.chunks) == 5000
+    for request in call.requests():
+        assert request.ByteSize() <= limit
+        rows = request.logits.shape[0]
+        response = 8 * rows * 64 * (3 + 64 * (kind == "jacobian")) + 8 * rows
+        assert response <= limit
+
+
+def test_package_exports_the_documented_names():
+    for name in ("Client", "Error", "InvalidArgument", "ResourceExhausted", "Unauthenticated",
+                 "Unavailable", "DeadlineExceeded"):
+        assert hasattr(gradserve, name)
+    assert issubclass(gradserve.InvalidArgument, ValueError)
+    assert callable(gradserve.aio.Client.backward)
