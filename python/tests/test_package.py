@@ -74,7 +74,7 @@ def test_chunks_fit_the_limit(kind):
     assert sum(c.stop - c.start for c in call.chunks) == 5000
     for request in call.requests():
         assert request.ByteSize() <= limit
-        rows = request.logits.shape[0]
+        rows = request.message.logits.shape[0]
         response = 8 * rows * 64 * (3 + 64 * (kind == "jacobian")) + 8 * rows
         assert response <= limit
 
@@ -85,3 +85,31 @@ def test_package_exports_the_documented_names():
         assert hasattr(gradserve, name)
     assert issubclass(gradserve.InvalidArgument, ValueError)
     assert callable(gradserve.aio.Client.backward)
+
+
+def test_outgoing_payloads_parse_as_one_message():
+    """Big payloads appended by Outgoing.serialize() parse into the tensors they belong to."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(600, 70))
+    p = np.full(z.shape, 1 / 70, dtype=np.float32)
+    g = rng.normal(size=z.shape).astype(np.float16)
+    out = _tensors.Outgoing(pb.BackwardRequest(method=pb.METHOD_CHAIN_RULE))
+    out.encode("logits", z, pb.DATA_TYPE_FLOAT64, z.shape)
+    out.encode("targets.probabilities", p, pb.DATA_TYPE_FLOAT32, p.shape)
+    out.encode("grad_probabilities", g, pb.DATA_TYPE_FLOAT16, g.shape)
+    out.encode("grad_loss", np.ones(3), pb.DATA_TYPE_FLOAT64, [3])  # small: set in place
+    assert len(out.payloads) == 3
+    parsed = pb.BackwardRequest.FromString(out.serialize())
+    expected = pb.BackwardRequest(method=pb.METHOD_CHAIN_RULE)
+    for t, a, wire in ((expected.logits, z, pb.DATA_TYPE_FLOAT64),
+                       (expected.targets.probabilities, p, pb.DATA_TYPE_FLOAT32),
+                       (expected.grad_probabilities, g, pb.DATA_TYPE_FLOAT16)):
+        t.shape[:] = a.shape
+        t.dtype = wire
+        t.raw = a.tobytes()
+    expected.grad_loss.shape[:] = [3]
+    expected.grad_loss.dtype = pb.DATA_TYPE_FLOAT64
+    expected.grad_loss.raw = np.ones(3).tobytes()
+    assert parsed == expected
+    # Only the extra tag and length of each appended occurrence differ.
+    assert 0 < out.ByteSize() - expected.ByteSize() <= 16 * len(out.payloads)

@@ -11,9 +11,13 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional, Tuple
+from types import SimpleNamespace
+from typing import Any, List, Optional, Tuple
 
 import grpc
+
+from gradserve._proto.gradserve.v1 import gradserve_pb2 as pb
+from gradserve._proto.grpc.health.v1 import health_pb2
 
 SERVICE = "gradserve.v1.GradientService"
 HEALTH = "grpc.health.v1.Health"
@@ -56,3 +60,28 @@ def credentials(root_certificates: Optional[bytes]) -> Optional[grpc.ChannelCred
 
 def metadata(token: Optional[str]) -> Optional[Tuple[Tuple[str, str], ...]]:
     return (("authorization", f"Bearer {token}"),) if token else None
+
+
+def _serialize(outgoing: Any) -> bytes:
+    return outgoing.serialize()
+
+
+def methods(channel: Any) -> SimpleNamespace:
+    """The RPCs as callables on `channel` (sync or aio), taking gradserve._tensors.Outgoing requests.
+
+    Paths and response types come from the generated descriptors; requests are serialized by
+    Outgoing (big payloads copied once), responses parsed by the generated classes.
+    """
+    service = pb.DESCRIPTOR.services_by_name["GradientService"]
+    found = {}
+    for m in service.methods:
+        path = f"/{service.full_name}/{m.name}"
+        parse = getattr(pb, m.output_type.name).FromString
+        make = channel.stream_stream if m.client_streaming else channel.unary_unary
+        found[m.name] = make(path, request_serializer=_serialize, response_deserializer=parse)
+    health = health_pb2.DESCRIPTOR.services_by_name["Health"]
+    found["HealthCheck"] = channel.unary_unary(
+        f"/{health.full_name}/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    return SimpleNamespace(**found)

@@ -100,25 +100,26 @@ def verify(logits: Any, labels: Any, target_probs: Any, candidate: Any, candidat
                      label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction)
     numeric_id = R.choose("numeric", numeric, R.NUMERICS)
 
-    def make(rows: slice) -> pb.VerifyGradientRequest:
+    def make(rows: slice) -> T.Outgoing:
         # The wire reads 0 as "the default"; the smallest positive double means exactly zero here.
-        req = pb.VerifyGradientRequest(rtol=float(rtol) or sys.float_info.min,
-                                       atol=float(atol) or sys.float_info.min,
-                                       epsilon=float(epsilon or 0.0), numeric_method=numeric_id)
-        R.fill_common(req, b, rows, b.options)
+        out = T.Outgoing(pb.VerifyGradientRequest(rtol=float(rtol) or sys.float_info.min,
+                                                  atol=float(atol) or sys.float_info.min,
+                                                  epsilon=float(epsilon or 0.0),
+                                                  numeric_method=numeric_id))
+        R.fill_common(out, b, rows, b.options)
         if candidate is not None:
             g, _ = T.as_wire(candidate, "candidate", T.FLOAT64)
             if g.size != b.logits.size:
                 raise invalid(f"candidate has shape {list(g.shape)}; it must match logits, "
                               f"{list(b.shape)}")
-            T.encode(req.candidate_grad, g, T.FLOAT64, b.logits.shape)
+            out.encode("candidate_grad", g, T.FLOAT64, b.logits.shape)
         if candidate_jacobian is not None:
             j, _ = T.as_wire(candidate_jacobian, "candidate_jacobian", T.FLOAT64)
             want = b.logits.shape + (b.classes,)
             if j.size != b.logits.size * b.classes:
                 raise invalid(f"candidate_jacobian has shape {list(j.shape)}; logits of shape "
                               f"{list(b.shape)} need {list(b.shape) + [b.classes]}")
-            T.encode(req.candidate_jacobian, j, T.FLOAT64, want)
-        return req
+            out.encode("candidate_jacobian", j, T.FLOAT64, want)
+        return out
 
     return Call(b, [slice(0, b.rows)], make, lambda r: _results.verify_result(b, r), None)

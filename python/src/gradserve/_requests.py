@@ -147,52 +147,54 @@ def _rows(a: Optional[np.ndarray], rows: slice) -> Optional[np.ndarray]:
     return None if a is None else a[rows]
 
 
-def fill_common(req: Any, b: Batch, rows: slice, options: pb.LossOptions) -> None:
+def fill_common(out: T.Outgoing, b: Batch, rows: slice, options: pb.LossOptions) -> None:
     """Logits, targets and options of rows `rows` into a Forward/Backward/Verify request."""
+    req = out.message
     z = b.logits if b.unbatched else b.logits[rows]
-    T.encode(req.logits, z, b.wire, z.shape)
+    out.encode("logits", z, b.wire, z.shape)
     if b.labels is not None:
         req.targets.class_indices.values[:] = b.labels[rows].tolist()
     elif b.target_probs is not None:
         p = b.target_probs if b.unbatched else b.target_probs[rows]
-        T.encode(req.targets.probabilities, p, b.wire, p.shape)
+        out.encode("targets.probabilities", p, b.wire, p.shape)
     if options.ByteSize():
         req.options.CopyFrom(options)
 
 
 def backward_request(b: Batch, rows: slice, *, method: int, return_probs: bool,
-                     return_jacobian: bool, chunk_scale: Optional[float] = None) -> pb.BackwardRequest:
+                     return_jacobian: bool, chunk_scale: Optional[float] = None) -> T.Outgoing:
     """A BackwardRequest for `rows`; chunk_scale set: REDUCTION_SUM with grad_loss = chunk_scale."""
-    req = pb.BackwardRequest(method=method, return_probabilities=return_probs,
-                             return_jacobian=return_jacobian)
+    out = T.Outgoing(pb.BackwardRequest(method=method, return_probabilities=return_probs,
+                                        return_jacobian=return_jacobian))
+    req = out.message
     options = b.options
     if chunk_scale is not None and b.reduction != pb.REDUCTION_NONE:
         options = pb.LossOptions()
         options.CopyFrom(b.options)
         options.reduction = pb.REDUCTION_SUM
-    fill_common(req, b, rows, options if b.grad_probs is None else pb.LossOptions())
+    fill_common(out, b, rows, options if b.grad_probs is None else pb.LossOptions())
     if b.grad_probs is not None:
         g = b.grad_probs if b.unbatched else b.grad_probs[rows]
-        T.encode(req.grad_probabilities, g, b.wire, g.shape)
+        out.encode("grad_probabilities", g, b.wire, g.shape)
     if chunk_scale is not None and b.reduction != pb.REDUCTION_NONE and b.grad_probs is None:
         req.grad_loss.shape[:] = []
         req.grad_loss.values[:] = [chunk_scale]
         req.grad_loss.dtype = T.FLOAT64
     elif b.grad_loss is not None:
         gl = b.grad_loss if b.grad_loss.ndim == 0 else b.grad_loss[rows]
-        T.encode(req.grad_loss, gl, b.wire, gl.shape)
-    return req
+        out.encode("grad_loss", gl, b.wire, gl.shape)
+    return out
 
 
-def forward_request(b: Batch, rows: slice, *, log_probs: bool, chunked: bool) -> pb.ForwardRequest:
-    req = pb.ForwardRequest(return_log_probabilities=log_probs)
+def forward_request(b: Batch, rows: slice, *, log_probs: bool, chunked: bool) -> T.Outgoing:
+    out = T.Outgoing(pb.ForwardRequest(return_log_probabilities=log_probs))
     options = b.options
     if chunked and b.reduction == pb.REDUCTION_MEAN:
         options = pb.LossOptions()
         options.CopyFrom(b.options)
         options.reduction = pb.REDUCTION_SUM
-    fill_common(req, b, rows, options)
-    return req
+    fill_common(out, b, rows, options)
+    return out
 
 
 def plan(b: Batch, limit: int, *, per_row_request: int, per_row_response: int) -> List[slice]:

@@ -10,9 +10,10 @@ since numpy has no bfloat16; the conversion is exact.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import numpy as np
+from google.protobuf.internal.encoder import _VarintBytes  # protobuf's varint writer
 
 from gradserve._proto.gradserve.v1 import gradserve_pb2 as pb
 from gradserve.errors import invalid
@@ -82,11 +83,53 @@ def from_bfloat16(bits: np.ndarray) -> np.ndarray:
     return (bits.astype("<u4") << 16).view("<f4")
 
 
-def encode(t: pb.Tensor, a: np.ndarray, wire: int, shape: Sequence[int]) -> None:
-    """Fills Tensor `t` with array `a` (from as_wire) as raw bytes of `shape`."""
-    t.shape[:] = shape
-    t.dtype = wire
-    t.raw = a.tobytes() if a.size else b""
+# Payloads at least this big are not copied into the message but appended when serializing.
+DEFER_BYTES = 1 << 16
+
+
+class Outgoing:
+    """A request message plus big raw payloads that go straight from their arrays to the wire.
+
+    protobuf would copy a payload three times (tobytes, into the message, out when serializing);
+    here it is copied once, into the serialized request. Each payload is appended as another
+    occurrence of its Tensor field holding only `raw`, which protobuf parsers merge into the
+    Tensor already in the message (the encoding's rule for repeated singular message fields).
+    """
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.payloads: List[Tuple[Tuple[int, ...], np.ndarray]] = []
+
+    def encode(self, field: str, a: np.ndarray, wire: int, shape: Sequence[int]) -> None:
+        """Sets Tensor `field` ("logits", "targets.probabilities", ...) to array `a` of `shape`."""
+        t, numbers, descriptor = self.message, [], self.message.DESCRIPTOR
+        for name in field.split("."):
+            f = descriptor.fields_by_name[name]
+            numbers.append(f.number)
+            t, descriptor = getattr(t, name), f.message_type
+        t.shape[:] = shape
+        t.dtype = wire
+        if a.nbytes >= DEFER_BYTES:
+            numbers.append(descriptor.fields_by_name["raw"].number)
+            self.payloads.append((tuple(numbers), a))
+        else:
+            t.raw = a.tobytes()
+
+    def ByteSize(self) -> int:
+        return len(self.serialize())
+
+    def serialize(self) -> bytes:
+        parts = [self.message.SerializeToString()]
+        for numbers, a in self.payloads:
+            data = memoryview(a).cast("B")
+            frames, size = [], a.nbytes
+            for number in reversed(numbers):  # innermost (raw) first
+                head = _VarintBytes(number << 3 | 2) + _VarintBytes(size)
+                frames.append(head)
+                size += len(head)
+            parts.extend(reversed(frames))
+            parts.append(data)
+        return b"".join(parts)
 
 
 def decode(t: pb.Tensor) -> np.ndarray:

@@ -15,7 +15,6 @@ import grpc
 import grpc.aio
 
 from gradserve import _channel, _ops
-from gradserve._proto.gradserve.v1 import gradserve_pb2_grpc as pb_grpc
 from gradserve._proto.grpc.health.v1 import health_pb2
 from gradserve._results import BackwardResult, ForwardResult, VerifyResult
 from gradserve.client import DEFAULT_MAX_MESSAGE_BYTES, FORWARD_PIPELINE, ArrayLike
@@ -38,11 +37,7 @@ class Client:
         opts = _channel.options(self.max_message_bytes)
         self._channel = (grpc.aio.secure_channel(target, creds, opts) if creds
                          else grpc.aio.insecure_channel(target, opts))
-        self._stub = pb_grpc.GradientServiceStub(self._channel)
-        self._health = self._channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString)
+        self._stub = _channel.methods(self._channel)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -116,7 +111,7 @@ class Client:
         return call.single(await self._unary(self._stub.VerifyGradient, call.make(call.chunks[0])))
 
     async def health(self, service: str = "") -> str:
-        response = await self._unary(self._health, health_pb2.HealthCheckRequest(service=service))
+        response = await self._unary(self._stub.HealthCheck, health_pb2.HealthCheckRequest(service=service))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 

@@ -12,7 +12,6 @@ from typing import Any, Optional, Sequence, Union
 import grpc
 
 from gradserve import _channel, _ops
-from gradserve._proto.gradserve.v1 import gradserve_pb2_grpc as pb_grpc
 from gradserve._proto.grpc.health.v1 import health_pb2
 from gradserve._results import BackwardResult, ForwardResult, VerifyResult
 from gradserve.errors import from_rpc_error
@@ -53,11 +52,7 @@ class Client:
         opts = _channel.options(self.max_message_bytes)
         self._channel = (grpc.secure_channel(target, creds, opts) if creds
                          else grpc.insecure_channel(target, opts))
-        self._stub = pb_grpc.GradientServiceStub(self._channel)
-        self._health = self._channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString)
+        self._stub = _channel.methods(self._channel)
 
     def __enter__(self) -> "Client":
         return self
@@ -188,5 +183,5 @@ class Client:
 
     def health(self, service: str = "") -> str:
         """The server's health status name, e.g. "SERVING" ("" asks about the whole server)."""
-        response = self._unary(self._health, health_pb2.HealthCheckRequest(service=service))
+        response = self._unary(self._stub.HealthCheck, health_pb2.HealthCheckRequest(service=service))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
