@@ -113,3 +113,33 @@ def test_outgoing_payloads_parse_as_one_message():
     assert parsed == expected
     # Only the extra tag and length of each appended occurrence differ.
     assert 0 < out.ByteSize() - expected.ByteSize() <= 16 * len(out.payloads)
+
+
+@pytest.mark.parametrize("dtype", [pb.DATA_TYPE_FLOAT32, pb.DATA_TYPE_FLOAT64, pb.DATA_TYPE_FLOAT16,
+                                   pb.DATA_TYPE_BFLOAT16])
+def test_incoming_reads_big_tensors_in_place(dtype):
+    """Incoming gives what protobuf's own parse gives, big raw payloads read without copies."""
+    from gradserve._incoming import Incoming
+
+    rng = np.random.default_rng(3)
+    item = {pb.DATA_TYPE_FLOAT32: 4, pb.DATA_TYPE_FLOAT64: 8}.get(dtype, 2)
+    r = pb.BackwardResponse(reduction_denominator=17.5)
+    for name, shape in (("grad_logits", (200, 300)), ("probabilities", (200, 300)),
+                        ("jacobian", (2, 30, 30)), ("loss", (200,))):
+        t = getattr(r, name)
+        t.shape[:] = shape
+        t.dtype = dtype
+        t.raw = rng.integers(0, 0x3C00, int(np.prod(shape)) * item // 2, dtype=np.uint16).tobytes()
+    r.grad_probabilities.shape[:] = [2]
+    r.grad_probabilities.values[:] = [1.5, -2.0]
+    data = r.SerializeToString()
+    incoming = Incoming(pb.BackwardResponse, data)
+    assert set(incoming.spans) == {"grad_logits", "probabilities"}  # the others are small
+    assert incoming.message.reduction_denominator == 17.5
+    for name in ("grad_logits", "probabilities", "jacobian", "loss", "grad_probabilities"):
+        ours, theirs = incoming.tensor(name), _tensors.decode(getattr(r, name))
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        np.testing.assert_array_equal(ours, theirs)
+    assert incoming.tensor("grad_logits").base is not None  # a view, not a copy
+    assert pb.BackwardResponse.FromString(data) == r
+    assert Incoming(pb.BackwardResponse, b"").tensor("grad_logits") is None

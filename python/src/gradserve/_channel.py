@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Tuple
 
 import grpc
 
+from gradserve._incoming import reader
 from gradserve._proto.gradserve.v1 import gradserve_pb2 as pb
 from gradserve._proto.grpc.health.v1 import health_pb2
 
@@ -70,13 +71,13 @@ def methods(channel: Any) -> SimpleNamespace:
     """The RPCs as callables on `channel` (sync or aio), taking gradserve._tensors.Outgoing requests.
 
     Paths and response types come from the generated descriptors; requests are serialized by
-    Outgoing (big payloads copied once), responses parsed by the generated classes.
+    Outgoing (big payloads copied once), responses read by _incoming.Incoming (big tensors in place).
     """
     service = pb.DESCRIPTOR.services_by_name["GradientService"]
     found = {}
     for m in service.methods:
         path = f"/{service.full_name}/{m.name}"
-        parse = getattr(pb, m.output_type.name).FromString
+        parse = reader(getattr(pb, m.output_type.name))
         make = channel.stream_stream if m.client_streaming else channel.unary_unary
         found[m.name] = make(path, request_serializer=_serialize, response_deserializer=parse)
     health = health_pb2.DESCRIPTOR.services_by_name["Health"]

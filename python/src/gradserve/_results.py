@@ -13,6 +13,7 @@ import numpy as np
 
 from gradserve import _tensors as T
 from gradserve._proto.gradserve.v1 import gradserve_pb2 as pb
+from gradserve._incoming import Incoming
 from gradserve._requests import Batch, denominator
 
 
@@ -85,34 +86,35 @@ class VerifyResult:
     findings: List[Finding] = field(default_factory=list)
 
 
-def _opt(msg, name: str, shape: Sequence[int]) -> Optional[np.ndarray]:
-    return T.decode(getattr(msg, name)).reshape(shape) if msg.HasField(name) else None
+def _opt(r: Incoming, name: str, shape: Sequence[int]) -> Optional[np.ndarray]:
+    a = r.tensor(name)
+    return None if a is None else a.reshape(shape)
 
 
 def _loss_shape(b: Batch) -> Tuple[int, ...]:
     return b.lead_shape if b.reduction == pb.REDUCTION_NONE and not b.unbatched else ()
 
 
-def backward_result(b: Batch, r: pb.BackwardResponse) -> BackwardResult:
+def backward_result(b: Batch, r: Incoming) -> BackwardResult:
     shape, c = b.shape, b.classes
     return BackwardResult(
-        grad_logits=T.decode(r.grad_logits).reshape(shape),
+        grad_logits=_opt(r, "grad_logits", shape),
         loss=_opt(r, "loss", _loss_shape(b)),
         probs=_opt(r, "probabilities", shape),
         jacobian=_opt(r, "jacobian", shape + (c,)),
         grad_probs=_opt(r, "grad_probabilities", shape),
-        reduction_denominator=r.reduction_denominator)
+        reduction_denominator=r.message.reduction_denominator)
 
 
-def forward_result(b: Batch, r: pb.ForwardResponse) -> ForwardResult:
-    return ForwardResult(probs=T.decode(r.probabilities).reshape(b.shape),
+def forward_result(b: Batch, r: Incoming) -> ForwardResult:
+    return ForwardResult(probs=_opt(r, "probabilities", b.shape),
                          log_probs=_opt(r, "log_probabilities", b.shape),
                          loss=_opt(r, "loss", _loss_shape(b)),
-                         reduction_denominator=r.reduction_denominator)
+                         reduction_denominator=r.message.reduction_denominator)
 
 
-def verify_result(b: Batch, r: pb.VerifyGradientResponse) -> VerifyResult:
-    shape = b.shape
+def verify_result(b: Batch, incoming: Incoming) -> VerifyResult:
+    shape, r = b.shape, incoming.message
     findings = []
     for f in r.findings:
         mistaken = None
@@ -129,8 +131,8 @@ def verify_result(b: Batch, r: pb.VerifyGradientResponse) -> VerifyResult:
         worst = tuple(int(i) for i in lead) + (int(r.worst_class),)
     return VerifyResult(
         ok=r.ok, candidate_ok=r.candidate_ok, candidate_jacobian_ok=r.candidate_jacobian_ok,
-        analytic_grad=T.decode(r.analytic_grad).reshape(shape),
-        numeric_grad=T.decode(r.numeric_grad).reshape(shape),
+        analytic_grad=_opt(incoming, "analytic_grad", shape),
+        numeric_grad=_opt(incoming, "numeric_grad", shape),
         max_abs_error=r.max_abs_error, max_rel_error=r.max_rel_error,
         candidate_max_abs_error=r.candidate_max_abs_error, worst=worst,
         epsilon_used=r.epsilon_used, summary=r.summary, findings=findings)
@@ -160,20 +162,20 @@ class Assembly:
         # (1 / D) * g, as the server scales one call's rows, so chunks get the same numbers.
         return (1.0 / self.denominator) * g if self.any_row and self.denominator != 0 else 0.0
 
-    def add(self, r) -> None:
+    def add(self, r: Incoming) -> None:
         rows = self.chunks[self.done]
         self.done += 1
         fields = (("grad_logits", 0), ("probabilities", 0), ("grad_probabilities", 0),
                   ("jacobian", 1), ("log_probabilities", 0))
         for name, extra in fields:
-            if name in r.DESCRIPTOR.fields_by_name and r.HasField(name):
-                part = T.decode(getattr(r, name))
+            part = r.tensor(name)
+            if part is not None:
                 if name not in self.out:
                     tail = (self.b.classes,) * (1 + extra)
                     self.out[name] = np.empty((self.b.rows,) + tail, dtype=part.dtype)
                 self.out[name][rows] = part.reshape((-1,) + part.shape[1:])
-        if r.HasField("loss"):
-            loss = T.decode(r.loss)
+        loss = r.tensor("loss")
+        if loss is not None:
             if self.b.reduction == pb.REDUCTION_NONE:
                 self.out.setdefault("loss", np.empty(self.b.rows, dtype=loss.dtype))[rows] = loss
             else:
