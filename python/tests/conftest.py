@@ -83,7 +83,8 @@ def small_server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def gs(server: ServerProcess) -> Iterator[gradserve.Client]:
-    with gradserve.Client(server.address, timeout=60) as client:
+    # One call per request (no pipelining): the reference the chunked calls are compared with.
+    with gradserve.Client(server.address, timeout=60, pipeline_bytes=0) as client:
         yield client
 
 

@@ -27,7 +27,7 @@ def batch(dtype=np.float64, rows=None, seed=0):
 
 
 def chunks_of(call_args) -> int:
-    return len(_ops.backward(1 << 20, *call_args).chunks)
+    return len(_ops.backward((1 << 20, 0), *call_args).chunks)
 
 
 def test_one_call_is_refused_by_the_small_server(small_server):
@@ -120,11 +120,18 @@ def test_chunk_failure_names_the_rows(small_gs):
         small_gs.backward(z, labels=y)
 
 
-def test_16_mib_response_with_default_settings(server):
+@pytest.mark.parametrize("pipeline_bytes", [None, 0])
+def test_16_mib_response_with_default_settings(server, pipeline_bytes):
+    """Default settings (pipelined chunks), and one call whose response is 16 MiB."""
     rng = np.random.default_rng(8)
     z = rng.normal(size=(4096, 1024)).astype(np.float32)  # 16 MiB of gradient back
     y = rng.integers(0, 1024, 4096)
-    with gradserve.Client(server.address) as plain:
+    kw = {} if pipeline_bytes is None else {"pipeline_bytes": pipeline_bytes}
+    with gradserve.Client(server.address, **kw) as plain:
+        limits = (plain.max_message_bytes, plain.pipeline_bytes)
+        chunks = len(_ops.backward(limits, z, y, None, None, None, 0.0, None, "mean", "fused",
+                                   None, False, False).chunks)
+        assert (chunks > 1) == (pipeline_bytes is None)
         r = plain.backward(z, labels=y)
     a = np.exp(z - z.max(1, keepdims=True))
     a /= a.sum(1, keepdims=True)

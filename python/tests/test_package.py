@@ -67,7 +67,7 @@ def test_chunks_fit_the_limit(kind):
     kw = {"labels": np.full(5000, -100), "ignore_index": -100}  # 10-byte varints
     if kind == "target_probs":
         kw = {"target_probs": np.full(z.shape, 1 / 64)}
-    call = _ops.backward(limit, z, kw.get("labels"), kw.get("target_probs"), None, None, 0.0,
+    call = _ops.backward((limit, 0), z, kw.get("labels"), kw.get("target_probs"), None, None, 0.0,
                          kw.get("ignore_index"), "none", "chain-rule", np.ones(5000), True,
                          kind == "jacobian")
     assert len(call.chunks) > 2

@@ -1,5 +1,6 @@
 """One description per RPC of what to send and how to read the answers, shared by both clients.
 
+`limits` is (max_message_bytes, pipeline_bytes) of the client.
 A `Call` holds the checked inputs, the row chunks (one when the request fits the message limit),
 a function building the request for a row range, and how the response(s) become the result. The
 sync and asyncio clients only differ in how they send.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from gradserve import _requests as R
 from gradserve import _results
@@ -38,7 +39,7 @@ class Call:
                 f"the {self.batch.rows} rows the logits were flattened to")
 
 
-def backward(max_message_bytes: int, logits: Any, labels: Any, target_probs: Any, grad_probs: Any,
+def backward(limits: Tuple[int, int], logits: Any, labels: Any, target_probs: Any, grad_probs: Any,
              weights: Any, label_smoothing: float, ignore_index: Optional[int], reduction: str,
              method: str, grad_loss: Any, return_probs: bool, return_jacobian: bool) -> Call:
     method_id = R.choose("method", method, R.METHODS)
@@ -60,8 +61,8 @@ def backward(max_message_bytes: int, logits: Any, labels: Any, target_probs: Any
     item, c = T.itemsize(b.wire), b.classes
     per_response = c * item * (1 + bool(return_probs) + c * bool(return_jacobian)
                                + (method_id == pb.METHOD_CHAIN_RULE and grad_probs is None)) + 8
-    chunks = R.plan(b, max_message_bytes, per_row_request=R.request_row_bytes(b),
-                    per_row_response=per_response)
+    chunks = R.plan(b, limits[0], per_row_request=R.request_row_bytes(b),
+                    per_row_response=per_response, pipeline=limits[1])
     flags = dict(method=method_id, return_probs=return_probs, return_jacobian=return_jacobian)
     if len(chunks) == 1:
         return Call(b, chunks, lambda rows: R.backward_request(b, rows, **flags),
@@ -72,7 +73,7 @@ def backward(max_message_bytes: int, logits: Any, labels: Any, target_probs: Any
                 None, assembly, assembly.backward)
 
 
-def forward(max_message_bytes: int, logits: Any, labels: Any, target_probs: Any, log_probs: bool,
+def forward(limits: Tuple[int, int], logits: Any, labels: Any, target_probs: Any, log_probs: bool,
             weights: Any, label_smoothing: float, ignore_index: Optional[int],
             reduction: str) -> Call:
     if labels is not None and target_probs is not None:
@@ -81,8 +82,8 @@ def forward(max_message_bytes: int, logits: Any, labels: Any, target_probs: Any,
                      label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction)
     item = T.itemsize(b.wire)
     per_response = b.classes * item * (1 + bool(log_probs)) + 8
-    chunks = R.plan(b, max_message_bytes, per_row_request=R.request_row_bytes(b),
-                    per_row_response=per_response)
+    chunks = R.plan(b, limits[0], per_row_request=R.request_row_bytes(b),
+                    per_row_response=per_response, pipeline=limits[1])
     chunked = len(chunks) > 1
     make = lambda rows: R.forward_request(b, rows, log_probs=log_probs, chunked=chunked)  # noqa: E731
     if not chunked:

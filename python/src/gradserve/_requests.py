@@ -197,17 +197,22 @@ def forward_request(b: Batch, rows: slice, *, log_probs: bool, chunked: bool) ->
     return out
 
 
-def plan(b: Batch, limit: int, *, per_row_request: int, per_row_response: int) -> List[slice]:
+def plan(b: Batch, limit: int, *, per_row_request: int, per_row_response: int,
+         pipeline: int = 0) -> List[slice]:
     """Row ranges whose requests and responses each stay within `limit` bytes (one if it fits).
 
     Sizes are the raw bytes sent or received per row plus a margin for framing, options and
     weights; a single row over the limit is still sent, for the server to refuse with its numbers.
+    With `pipeline` > 0, a call over 2 × pipeline bytes also goes as chunks of about `pipeline`
+    bytes, so the client encodes and decodes some while the server computes others.
     """
     fixed = 4096 + limit // 256 + (0 if b.weights is None else 9 * b.weights.size)
     per_row = max(per_row_request, per_row_response, 1)
-    if b.unbatched or b.rows * per_row + fixed <= limit:
+    total = b.rows * per_row + fixed
+    if b.unbatched or (total <= limit and (pipeline <= 0 or total <= 2 * pipeline)):
         return [slice(0, b.rows)]
-    step = max(1, (limit - fixed) // per_row)
+    target = min(limit, pipeline) if 0 < pipeline < total else limit
+    step = max(1, (target - fixed) // per_row)
     return [slice(s, min(s + step, b.rows)) for s in range(0, b.rows, step)]
 
 

@@ -17,7 +17,8 @@ import grpc.aio
 from gradserve import _channel, _ops
 from gradserve._proto.grpc.health.v1 import health_pb2
 from gradserve._results import BackwardResult, ForwardResult, VerifyResult
-from gradserve.client import DEFAULT_MAX_MESSAGE_BYTES, FORWARD_PIPELINE, ArrayLike
+from gradserve.client import (DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PIPELINE_BYTES, FORWARD_PIPELINE,
+                              ArrayLike)
 from gradserve.client import Client as _SyncClient
 from gradserve.errors import from_rpc_error
 
@@ -28,10 +29,13 @@ class Client:
     def __init__(self, target: str = "127.0.0.1:50051", token: Optional[str] = None,
                  root_certificates: Union[bytes, str, bool, None] = None,
                  timeout: Optional[float] = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 pipeline_bytes: int = DEFAULT_PIPELINE_BYTES) -> None:
         self.target = target
         self.timeout = timeout
         self.max_message_bytes = int(max_message_bytes)
+        self.pipeline_bytes = int(pipeline_bytes)
+        self._limits = (self.max_message_bytes, self.pipeline_bytes)
         self._metadata = _channel.metadata(token)
         creds = _channel.credentials(root_certificates)
         opts = _channel.options(self.max_message_bytes)
@@ -61,7 +65,7 @@ class Client:
                        ignore_index: Optional[int] = None, reduction: str = "mean",
                        method: str = "fused", grad_loss: Optional[ArrayLike] = None,
                        return_probs: bool = False, return_jacobian: bool = False) -> BackwardResult:
-        call = _ops.backward(self.max_message_bytes, logits, labels, target_probs, grad_probs,
+        call = _ops.backward(self._limits, logits, labels, target_probs, grad_probs,
                              weights, label_smoothing, ignore_index, reduction, method, grad_loss,
                              return_probs, return_jacobian)
         if call.assembly is None:
@@ -79,7 +83,7 @@ class Client:
                       target_probs: Optional[ArrayLike] = None, log_probs: bool = False,
                       weights: Optional[Sequence[float]] = None, label_smoothing: float = 0.0,
                       ignore_index: Optional[int] = None, reduction: str = "mean") -> ForwardResult:
-        call = _ops.forward(self.max_message_bytes, logits, labels, target_probs, log_probs,
+        call = _ops.forward(self._limits, logits, labels, target_probs, log_probs,
                             weights, label_smoothing, ignore_index, reduction)
         if call.assembly is None:
             return call.single(await self._unary(self._stub.Forward, call.make(call.chunks[0])))

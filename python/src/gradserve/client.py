@@ -18,6 +18,10 @@ from gradserve.errors import from_rpc_error
 
 ArrayLike = Any  # anything numpy.asarray accepts, CPU torch tensors included
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+# Calls over twice this go as row chunks of about this size (see Client): measured 1.5-3.7x the
+# throughput of one [4096, 1000] float32 call, since grpcio's per-message copies then overlap
+# with the server's work.
+DEFAULT_PIPELINE_BYTES = 2 << 20
 FORWARD_PIPELINE = 4  # Forward chunks in flight at once
 
 
@@ -33,6 +37,10 @@ class Client:
         timeout: seconds each call (a chunked call as a whole) may take; None: no deadline.
         max_message_bytes: the server's --max_message_mib in bytes; bigger requests or responses
             are split into row chunks.
+        pipeline_bytes: calls over twice this also go as row chunks of about this size, so the
+            client encodes and decodes some while the server computes others (much faster for
+            big batches; the same numbers, the combined loss to rounding); 0: one call whenever
+            it fits max_message_bytes.
 
     Use it as a context manager, or call close():
 
@@ -43,10 +51,13 @@ class Client:
     def __init__(self, target: str = "127.0.0.1:50051", token: Optional[str] = None,
                  root_certificates: Union[bytes, str, bool, None] = None,
                  timeout: Optional[float] = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 pipeline_bytes: int = DEFAULT_PIPELINE_BYTES) -> None:
         self.target = target
         self.timeout = timeout
         self.max_message_bytes = int(max_message_bytes)
+        self.pipeline_bytes = int(pipeline_bytes)
+        self._limits = (self.max_message_bytes, self.pipeline_bytes)
         self._metadata = _channel.metadata(token)
         creds = _channel.credentials(root_certificates)
         opts = _channel.options(self.max_message_bytes)
@@ -94,14 +105,15 @@ class Client:
         Returns:
             BackwardResult: grad_logits, loss, probs, jacobian, grad_probs, reduction_denominator.
 
-        A batch over the message limit goes as row chunks over one BackwardStream (REDUCTION_SUM,
-        grad_loss divided by the whole batch's MEAN denominator), combined into the same result.
+        A batch over the message limit (or over 2 × pipeline_bytes) goes as row chunks over one
+        BackwardStream (REDUCTION_SUM, grad_loss divided by the whole batch's MEAN denominator),
+        combined into the same result (the summed loss to rounding).
 
         >>> r = gs.backward([[2.0, 1.0, 0.1]], labels=[0])
         >>> r.grad_logits.round(4), float(r.loss).__round__(4)
         (array([[-0.341 ,  0.2424,  0.0986]]), 0.417)
         """
-        call = _ops.backward(self.max_message_bytes, logits, labels, target_probs, grad_probs,
+        call = _ops.backward(self._limits, logits, labels, target_probs, grad_probs,
                              weights, label_smoothing, ignore_index, reduction, method, grad_loss,
                              return_probs, return_jacobian)
         if call.assembly is None:
@@ -127,7 +139,7 @@ class Client:
         >>> gs.forward([1.75, 1.75], target_probs=[0, 1]).probs
         array([0.5, 0.5])
         """
-        call = _ops.forward(self.max_message_bytes, logits, labels, target_probs, log_probs,
+        call = _ops.forward(self._limits, logits, labels, target_probs, log_probs,
                             weights, label_smoothing, ignore_index, reduction)
         if call.assembly is None:
             return call.single(self._unary(self._stub.Forward, call.make(call.chunks[0])))
