@@ -3,7 +3,7 @@
 Prints both logits throughputs and their ratio (the package's goal: >= 0.8x), for
 [4096, 1000] float32 raw, class-index targets, MEAN, one call in flight:
 
-    .venv/bin/python python/bench.py [--seconds 10] [--rounds 1] [--target HOST:PORT]
+    .venv/bin/python python/bench.py [--seconds 10] [--rounds 1] [--unary] [--target HOST:PORT]
 
 Without --target it starts build/server/gradserve-server on a free port (BUILD_DIR or build).
 Rounds alternate the two clients, so drift in the shared machine's speed hits both alike.
@@ -65,21 +65,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--shape", default="4096,1000")
     parser.add_argument("--target", default=None)
+    parser.add_argument("--unary", action="store_true",
+                        help="also time one call at a time (pipeline_bytes=0)")
     args = parser.parse_args()
     rows, classes = (int(x) for x in args.shape.split(","))
     proc, target = (None, args.target) if args.target else start_server()
     try:
-        cli, py = [], []
-        with gradserve.Client(target) as gs:
+        cli, py, unary = [], [], []
+        with gradserve.Client(target) as gs, gradserve.Client(target, pipeline_bytes=0) as one:
             for _ in range(args.rounds):
                 cli.append(cli_bench(target, rows, classes, args.seconds))
                 py.append(python_bench(gs, rows, classes, args.seconds))
+                if args.unary:
+                    unary.append(python_bench(one, rows, classes, args.seconds))
         c, p = sum(cli) / len(cli), sum(py) / len(py)
         print(f"shape [{rows}, {classes}] float32 raw, concurrency 1, {args.rounds} x "
               f"{args.seconds:g} s each")
-        print(f"gradserve bench : {c / 1e9:.3f} GB/s of logits")
-        print(f"gs.backward     : {p / 1e9:.3f} GB/s of logits")
-        print(f"ratio           : {p / c:.2f}x (goal >= 0.8x)")
+        print(f"gradserve bench      : {c / 1e9:.3f} GB/s of logits")
+        print(f"gs.backward          : {p / 1e9:.3f} GB/s of logits, {p / c:.2f}x (goal >= 0.8x)")
+        if unary:
+            u = sum(unary) / len(unary)
+            print(f"  one call at a time : {u / 1e9:.3f} GB/s of logits, {u / c:.2f}x "
+                  "(pipeline_bytes=0)")
     finally:
         if proc:
             proc.terminate()
