@@ -7,6 +7,7 @@ that gRPC's retry policy (not a loop in the package) is what retries.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from concurrent import futures
 
@@ -127,3 +128,20 @@ def test_unavailable_after_the_retries():
         assert flaky.attempts == 5  # the retry policy's maxAttempts
     finally:
         flaky.server.stop(None)
+
+
+def test_tls_with_root_certificates(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    s = ServerProcess(f"--tls_cert={cert}", f"--tls_key={key}")
+    try:
+        with gradserve.Client(s.address, root_certificates=cert.read_bytes(), timeout=30) as gs:
+            r = gs.backward([[1.0, 1.0]], labels=[1])
+            assert r.grad_logits.tolist() == [[0.5, -0.5]]
+        with gradserve.Client(s.address, timeout=5) as plaintext:  # no TLS: cannot connect
+            with pytest.raises(gradserve.Unavailable):
+                plaintext.health()
+    finally:
+        s.stop()

@@ -170,11 +170,13 @@ class Client:
         derivative of the loss (numeric="complex-step", exact to rounding, or
         "central-difference" with step `epsilon`), and compares `candidate` (your dL/dlogits)
         and `candidate_jacobian` (your softmax Jacobian, [..., classes, classes]) with
-        numpy.allclose's rule |x - ref| <= atol + rtol·|ref|. Other arguments as for backward().
+        numpy.allclose's rule |x - ref| <= atol + rtol·|ref| (rtol=0, atol=0 mean exactly zero).
+        Other arguments as for backward().
 
         The classic mistake: logits (1.75, 1.75), target (0, 1). The right gradient is
         a - t = (0.5, -0.5) with a = softmax(z) = (0.5, 0.5); evaluating the softmax Jacobian
-        at the logits z instead of at a gives (6.125, 2.625):
+        at the logits z instead of at a gives (6.125, 2.625). With
+        gs = gradserve.Client("127.0.0.1:50051"):
 
         >>> v = gs.verify([1.75, 1.75], target_probs=[0, 1], candidate=[6.125, 2.625])
         >>> v.candidate_ok, v.findings[0].code, v.analytic_grad
