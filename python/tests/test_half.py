@@ -79,5 +79,6 @@ def test_float16_chunked_equals_one_call(gs, small_gs):
     one = gs.backward(z, labels=y, ignore_index=7, label_smoothing=0.1)
     assert chunked.grad_logits.dtype == np.float16
     assert chunked.reduction_denominator == one.reduction_denominator
-    np.testing.assert_array_equal(chunked.grad_logits, one.grad_logits)
+    # Equal up to float16 rounding (a server may round each chunk's grad_loss to float16).
+    np.testing.assert_allclose(chunked.grad_logits, one.grad_logits, rtol=2.0 ** -9, atol=1e-7)
     np.testing.assert_allclose(chunked.loss, one.loss, rtol=2.0 ** -10)
