@@ -67,7 +67,7 @@ def backward(limits: Tuple[int, int], logits: Any, labels: Any, target_probs: An
     if len(chunks) == 1:
         return Call(b, chunks, lambda rows: R.backward_request(b, rows, **flags),
                     lambda r: _results.backward_result(b, r), None)
-    assembly = _results.Assembly(b, chunks, "backward")
+    assembly = _results.Assembly(b, chunks)
     scale = assembly.scale()
     return Call(b, chunks, lambda rows: R.backward_request(b, rows, chunk_scale=scale, **flags),
                 None, assembly, assembly.backward)
@@ -88,7 +88,7 @@ def forward(limits: Tuple[int, int], logits: Any, labels: Any, target_probs: Any
     make = lambda rows: R.forward_request(b, rows, log_probs=log_probs, chunked=chunked)  # noqa: E731
     if not chunked:
         return Call(b, chunks, make, lambda r: _results.forward_result(b, r), None)
-    assembly = _results.Assembly(b, chunks, "forward")
+    assembly = _results.Assembly(b, chunks)
     return Call(b, chunks, make, None, assembly, assembly.forward)
 
 

@@ -141,8 +141,8 @@ def verify_result(b: Batch, incoming: Incoming) -> VerifyResult:
 class Assembly:
     """Collects the responses to row chunks into one result, as one call would have given it."""
 
-    def __init__(self, b: Batch, chunks: List[slice], kind: str) -> None:
-        self.b, self.chunks, self.kind = b, chunks, kind
+    def __init__(self, b: Batch, chunks: List[slice]) -> None:
+        self.b, self.chunks = b, chunks
         self.denominator, self.any_row = denominator(b)
         self.mean = b.reduction == pb.REDUCTION_MEAN
         self.out: dict = {}
@@ -190,7 +190,7 @@ class Assembly:
         total = self.loss_sum
         if self.mean:
             # torch: no counted row, or a zero weight sum, makes the mean NaN.
-            total = total / self.denominator if self.any_row and self.denominator != 0 else math_nan
+            total = total / self.denominator if self.any_row and self.denominator != 0 else float("nan")
         return np.asarray(total, dtype=self.out["loss_dtype"])
 
     def _nan_rows(self) -> None:
@@ -222,5 +222,3 @@ class Assembly:
             loss=self._loss(),
             reduction_denominator=self.denominator if self.mean and has_targets else 0.0)
 
-
-math_nan = float("nan")
