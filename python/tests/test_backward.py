@@ -132,10 +132,14 @@ def test_torch_tensors_and_dtypes(gs):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("targets", ["labels", "probs", "none"])
-def test_forward_matches_torch(gs, dtype, targets):
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_forward_matches_torch(gs, dtype, targets, reduction):
     z, y, p = case(dtype, seed=7)
     kw = {"labels": y} if targets == "labels" else {"target_probs": p} if targets == "probs" else {}
-    f = gs.forward(z, log_probs=True, label_smoothing=0.1, **kw)
+    opts = dict(label_smoothing=0.1, reduction=reduction, weights=[1.0, 0.5, 2.0, 1.5, 1.0])
+    if targets == "labels":
+        opts["ignore_index"] = int(y[0])
+    f = gs.forward(z, log_probs=True, **opts, **kw)
     zt = torch.tensor(z)
     np.testing.assert_allclose(f.probs, torch.softmax(zt, -1).numpy(), **tolerance(dtype))
     np.testing.assert_allclose(f.log_probs, torch.log_softmax(zt, -1).numpy(), **tolerance(dtype))
@@ -143,6 +147,17 @@ def test_forward_matches_torch(gs, dtype, targets):
     if targets == "none":
         assert f.loss is None and f.reduction_denominator == 0
         return
-    loss, _ = torch_ce(z, label_smoothing=0.1, **{"labels": y} if targets == "labels" else {"target_probs": p})
+    loss, _ = torch_ce(z, **opts, **kw)
     np.testing.assert_allclose(f.loss, loss, **tolerance(dtype))
-    assert f.reduction_denominator == len(z)
+    if reduction != "mean":
+        assert f.reduction_denominator == 0
+    elif targets == "probs":
+        assert f.reduction_denominator == len(z)
+    else:
+        assert f.reduction_denominator == expected_denominator(y, **opts)
+
+
+def test_empty_batch_follows_torch(gs):
+    r = gs.backward(np.zeros((0, 4)), labels=[])
+    assert r.grad_logits.shape == (0, 4) and np.isnan(r.loss)
+    assert float(gs.backward(np.zeros((0, 4)), labels=[], reduction="sum").loss) == 0.0

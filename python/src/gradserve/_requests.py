@@ -110,7 +110,7 @@ def _labels(labels: Any, lead: Tuple[int, ...]) -> np.ndarray:
     if T._is_torch(labels):
         labels = labels.detach().cpu()
     y = np.asarray(labels)
-    if y.dtype.kind not in "iu":
+    if y.dtype.kind not in "iu" and y.size:
         raise invalid(f"labels must be integer class indices (got dtype {y.dtype}); for "
                       "probabilities or soft labels pass target_probs=")
     want = lead if lead else (1,)
