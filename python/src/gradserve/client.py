@@ -39,7 +39,7 @@ class Client:
             are split into row chunks.
         pipeline_bytes: calls over twice this also go as row chunks of about this size, so the
             client encodes and decodes some while the server computes others (much faster for
-            big batches; the same numbers, the combined loss to rounding); 0: one call whenever
+            big batches; the same numbers to rounding); 0: one call whenever
             it fits max_message_bytes.
 
     Use it as a context manager, or call close():
@@ -107,7 +107,7 @@ class Client:
 
         A batch over the message limit (or over 2 × pipeline_bytes) goes as row chunks over one
         BackwardStream (REDUCTION_SUM, grad_loss divided by the whole batch's MEAN denominator),
-        combined into the same result (the summed loss to rounding).
+        combined into the same result (to rounding).
 
         >>> r = gs.backward([[2.0, 1.0, 0.1]], labels=[0])
         >>> r.grad_logits.round(4), float(r.loss).__round__(4)
