@@ -143,3 +143,15 @@ def test_incoming_reads_big_tensors_in_place(dtype):
     assert incoming.tensor("grad_logits").base is not None  # a view, not a copy
     assert pb.BackwardResponse.FromString(data) == r
     assert Incoming(pb.BackwardResponse, b"").tensor("grad_logits") is None
+
+
+@pytest.mark.parametrize("pipeline", [0, 256 << 10, 2 << 20])
+def test_pipeline_chunks_are_about_pipeline_bytes(pipeline):
+    z = np.zeros((4096, 1000), dtype=np.float32)  # 16 MB
+    call = _ops.backward((64 << 20, pipeline), z, np.zeros(4096, int), None, None, None, 0.0,
+                         None, "mean", "fused", None, False, False)
+    if pipeline == 0:
+        assert len(call.chunks) == 1
+        return
+    sizes = [len(r.serialize()) for r in call.requests()]
+    assert max(sizes) <= pipeline and min(sizes[:-1]) > pipeline * 0.9

@@ -206,13 +206,14 @@ def plan(b: Batch, limit: int, *, per_row_request: int, per_row_response: int,
     With `pipeline` > 0, a call over 2 × pipeline bytes also goes as chunks of about `pipeline`
     bytes, so the client encodes and decodes some while the server computes others.
     """
-    fixed = 4096 + limit // 256 + (0 if b.weights is None else 9 * b.weights.size)
+    weights = 0 if b.weights is None else 9 * b.weights.size
+    fixed = lambda size: 4096 + size // 256 + weights  # noqa: E731  (framing, options, weights)
     per_row = max(per_row_request, per_row_response, 1)
-    total = b.rows * per_row + fixed
+    total = b.rows * per_row + fixed(limit)
     if b.unbatched or (total <= limit and (pipeline <= 0 or total <= 2 * pipeline)):
         return [slice(0, b.rows)]
-    target = min(limit, pipeline) if 0 < pipeline < total else limit
-    step = max(1, (target - fixed) // per_row)
+    target = min(limit, max(pipeline, 1 << 16)) if pipeline > 0 else limit
+    step = max(1, (target - fixed(target)) // per_row)
     return [slice(s, min(s + step, b.rows)) for s in range(0, b.rows, step)]
 
 
