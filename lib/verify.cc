@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "lib/softmax.h"
 #include "lib/status_macros.h"
+#include "lib/verify_numeric.h"
 #include "lib/verify_util.h"
 
 namespace gradserve {
@@ -72,6 +73,7 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("rtol", o.rtol));
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("atol", o.atol));
   GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
+  GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("epsilon", o.epsilon));
   const int64_t n = p.logits.rows(), c = p.logits.cols();
 
   VerifyResult r;
@@ -81,47 +83,44 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
   GRADSERVE_RETURN_IF_ERROR(
       CrossEntropy<double>(p, {}, Method::kFused, {{}, View(r.analytic_grad)}, ctx).status());
   r.numeric_grad.resize(n, c);
-  GRADSERVE_ASSIGN_OR_RETURN(r.epsilon_used,
-                             NumericGradient(p, o.numeric_method, o.epsilon, View(r.numeric_grad), ctx));
+  GRADSERVE_ASSIGN_OR_RETURN(r.epsilon_used, verify_internal::NumericGradientOfValid(
+                                                 p, o.numeric_method, o.epsilon, View(r.numeric_grad), ctx));
 
   const int64_t size = n * c;
   const double* analytic = r.analytic_grad.data();
-  int64_t worst = 0;
-  r.max_abs_error = MaxAbsDiff(analytic, r.numeric_grad.data(), size, &worst);
-  for (int64_t k = 0; k < size; ++k) {
-    const double x = analytic[k], y = r.numeric_grad.data()[k];
-    const double den = std::max(std::abs(x), std::abs(y));
-    if (den != 0.0 && !std::isnan(den)) r.max_rel_error = std::max(r.max_rel_error, std::abs(x - y) / den);
-  }
-  const bool numeric_ok = AllClose(analytic, r.numeric_grad.data(), size, o.rtol, o.atol);
+  const Comparison numeric = Compare(analytic, r.numeric_grad.data(), size, o.rtol, o.atol);
+  r.max_abs_error = numeric.max_abs;
+  r.max_rel_error = numeric.max_rel;
+  int64_t worst = numeric.argmax;
   bool candidates_ok = true;
 
   if (req.candidate_grad != nullptr) {
-    r.candidate_max_abs_error = MaxAbsDiff(req.candidate_grad, analytic, size, &worst);
-    r.candidate_ok = AllClose(req.candidate_grad, analytic, size, o.rtol, o.atol);
+    const Comparison cand = Compare(req.candidate_grad, analytic, size, o.rtol, o.atol);
+    r.candidate_max_abs_error = cand.max_abs;
+    worst = cand.argmax;
+    r.candidate_ok = cand.all_close;
     candidates_ok = r.candidate_ok;
     if (!r.candidate_ok) r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
   }
   if (req.candidate_jacobian != nullptr) {
     std::vector<double> jacobian(n * c * c);
     GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<double>(ConstView(a), jacobian.data(), ctx));
-    int64_t worst_entry = 0;
-    const double err = MaxAbsDiff(req.candidate_jacobian, jacobian.data(), jacobian.size(), &worst_entry);
-    r.candidate_max_abs_error = std::max(r.candidate_max_abs_error, err);
-    r.candidate_jacobian_ok =
-        AllClose(req.candidate_jacobian, jacobian.data(), jacobian.size(), o.rtol, o.atol);
+    const Comparison cand = Compare(req.candidate_jacobian, jacobian.data(),
+                                    static_cast<int64_t>(jacobian.size()), o.rtol, o.atol);
+    r.candidate_max_abs_error = std::max(r.candidate_max_abs_error, cand.max_abs);
+    r.candidate_jacobian_ok = cand.all_close;
     candidates_ok = candidates_ok && r.candidate_jacobian_ok;
-    if (req.candidate_grad == nullptr) worst = c == 0 ? 0 : worst_entry / c;  // row·C + class
+    if (req.candidate_grad == nullptr) worst = c == 0 ? 0 : cand.argmax / c;  // row·C + class
     if (!r.candidate_jacobian_ok) {
       std::vector<Finding> more = ExplainJacobian(p, o, a, jacobian, req.candidate_jacobian, ctx);
       std::move(more.begin(), more.end(), std::back_inserter(r.findings));
     }
   }
   if (IsCancelled(ctx)) return absl::CancelledError("computation cancelled by the caller");
-  r.ok = numeric_ok && candidates_ok;
+  r.ok = numeric.all_close && candidates_ok;
   r.worst_row = c == 0 ? 0 : worst / c;
   r.worst_class = c == 0 ? 0 : worst % c;
-  r.summary = Summary(req, r, numeric_ok);
+  r.summary = Summary(req, r, numeric.all_close);
   return r;
 }
 

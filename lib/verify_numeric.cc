@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/status_macros.h"
 #include "lib/verify.h"
+#include "lib/verify_numeric.h"
 #include "lib/verify_rows.h"
 
 namespace gradserve {
@@ -44,6 +45,13 @@ RowSums SumRow(const double* z, const double* q, int64_t c, double* e) {
   return {m, er.sum(), qr.sum(), (qr * zr).abs().sum()};
 }
 
+// arg(x + iy) for x > 0: atan2(y, x), which is y/x to rounding once |y/x| < 2^-30 (atan t =
+// t - t³/3 + …, and t²/3 < 2^-61 there), as it always is for the complex step's tiny y.
+inline double ArgOfRightHalfPlane(double x, double y) {
+  const double t = y / x;
+  return std::abs(t) < 0x1p-30 ? t : std::atan2(y, x);
+}
+
 // Im l(z + ih·e_j) / h for every j. With d = ih, S' = S + e_j(cos h - 1) + i·e_j sin h, whose
 // argument atan2(e_j sin h, S + e_j(cos h - 1)) is the imaginary part of log S'; no difference of
 // nearby numbers is formed, so each entry is exact to rounding. (For h = 1e-20, cos h - 1 is
@@ -54,7 +62,8 @@ void ComplexStepRow(const RowSums& r, const double* e, const double* q, int64_t 
   const double sin_h = std::sin(h);
   const double cos_h_minus_1 = -2.0 * std::sin(h / 2) * std::sin(h / 2);
   for (int64_t j = 0; j < c; ++j) {
-    const double imag_loss = r.s * std::atan2(e[j] * sin_h, r.sum + e[j] * cos_h_minus_1) - h * q[j];
+    const double imag_loss =
+        r.s * ArgOfRightHalfPlane(r.sum + e[j] * cos_h_minus_1, e[j] * sin_h) - h * q[j];
     out[j] = scale * (imag_loss / h);
   }
 }
@@ -94,16 +103,12 @@ absl::Status ValidateEpsilon(double epsilon) {
 
 }  // namespace
 
-absl::StatusOr<double> NumericGradient(const LossProblem<double>& p, NumericMethod method,
-                                       double epsilon, MatrixMap<double> out,
-                                       const ExecContext& ctx) {
-  GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
-  GRADSERVE_RETURN_IF_ERROR(ValidateEpsilon(epsilon));
+namespace verify_internal {
+
+absl::StatusOr<double> NumericGradientOfValid(const LossProblem<double>& p, NumericMethod method,
+                                              double epsilon, MatrixMap<double> out,
+                                              const ExecContext& ctx) {
   const int64_t n = p.logits.rows(), c = p.logits.cols();
-  if (out.rows() != n || out.cols() != c) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "numeric gradient output has shape [%d, %d], expected [%d, %d]", out.rows(), out.cols(), n, c));
-  }
   const double scale = LossScale(p);
   const bool complex_step = method == NumericMethod::kComplexStep;
   std::vector<double> row_step(n, 0.0);
@@ -137,6 +142,21 @@ absl::StatusOr<double> NumericGradient(const LossProblem<double>& p, NumericMeth
   if (used > 0.0) return used;
   // No row was perturbed: report the step the method would have used.
   return complex_step ? kComplexStep : epsilon > 0.0 ? epsilon : std::cbrt(kMachineEpsilon);
+}
+
+}  // namespace verify_internal
+
+absl::StatusOr<double> NumericGradient(const LossProblem<double>& p, NumericMethod method,
+                                       double epsilon, MatrixMap<double> out,
+                                       const ExecContext& ctx) {
+  GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
+  GRADSERVE_RETURN_IF_ERROR(ValidateEpsilon(epsilon));
+  if (out.rows() != p.logits.rows() || out.cols() != p.logits.cols()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "numeric gradient output has shape [%d, %d], expected [%d, %d]", out.rows(), out.cols(),
+        p.logits.rows(), p.logits.cols()));
+  }
+  return verify_internal::NumericGradientOfValid(p, method, epsilon, out, ctx);
 }
 
 }  // namespace gradserve
