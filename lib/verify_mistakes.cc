@@ -46,6 +46,20 @@ std::vector<FindingCode> CodesOf(const Explanation& e) {
 
 double Factor(const Explanation& e) { return (e.sign_flipped ? -1.0 : 1.0) * e.scale.factor; }
 
+// 1 and the scales a mistaken reduction gives, for the caller's problem `p` or the problem `q`
+// the gradient was computed for (p with options left out), each factor once.
+std::vector<ScaleMistake> ScalesFor(const LossProblem<double>& p, const LossProblem<double>& q) {
+  std::vector<ScaleMistake> scales = {ScaleMistake{}};
+  for (const std::vector<ScaleMistake>& list : {ScaleMistakes(p), ScaleMistakes(q)}) {
+    for (const ScaleMistake& s : list) {
+      if (std::none_of(scales.begin(), scales.end(), [&](auto& x) { return x.factor == s.factor; })) {
+        scales.push_back(s);
+      }
+    }
+  }
+  return scales;
+}
+
 }  // namespace
 
 // Forms the rows of one base mistake on `problem` (the caller's problem with `dropped` left out),
@@ -166,34 +180,41 @@ MistakeSearch::MistakeSearch(const LossProblem<double>& problem, const VerifyOpt
                              const RowMatrix<double>& a, const RowMatrix<double>& truth)
     : problem_(problem), options_(options), a_(a), truth_(truth) {}
 
+// One sign and scale of a base mistake while its rows are compared with the candidate.
+struct MistakeSearch::Variant {
+  Explanation e;
+  double factor;
+  bool alive = true;     // every element so far matches the candidate
+  bool differs = false;  // some element so far is not close to the truth
+
+  // Compares `size` elements of the base mistake's rows with the candidate's and the truth's;
+  // returns whether the variant still matches.
+  bool Compare(const double* base, const double* candidate, const double* truth, int64_t size,
+               double rtol, double atol) {
+    for (int64_t k = 0; k < size; ++k) {
+      const double x = factor * base[k];
+      if (!IsClose(candidate[k], x, rtol, atol)) {
+        alive = false;
+        return false;
+      }
+      if (!differs && !IsClose(x, truth[k], rtol, atol)) differs = true;
+      e.residual = std::max(e.residual, candidate[k] == x ? 0.0 : std::abs(candidate[k] - x));
+    }
+    return true;
+  }
+};
+
 absl::StatusOr<std::vector<Explanation>> MistakeSearch::Run(const double* candidate,
                                                             const ExecContext& ctx) const {
-  const int64_t n = truth_.rows(), c = truth_.cols();
-  const double rtol = options_.rtol, atol = options_.atol;
   std::vector<DroppedOptions> subsets = OptionSubsets(problem_);
   subsets.insert(subsets.begin(), DroppedOptions{});
   std::vector<Explanation> found;
   for (const DroppedOptions& dropped : subsets) {
     if (IsCancelled(ctx)) return Cancelled();
     const LossProblem<double> q = Without(problem_, dropped);
-    // A mistaken reduction scales whichever problem the gradient was computed for.
-    std::vector<ScaleMistake> scales = {ScaleMistake{}};
-    for (const std::vector<ScaleMistake>& list : {ScaleMistakes(problem_), ScaleMistakes(q)}) {
-      for (const ScaleMistake& s : list) {
-        if (std::none_of(scales.begin(), scales.end(), [&](auto& x) { return x.factor == s.factor; })) {
-          scales.push_back(s);
-        }
-      }
-    }
+    const std::vector<ScaleMistake> scales = ScalesFor(problem_, q);
     for (BaseMistake base : kBases) {
       if (IsCancelled(ctx)) return Cancelled();
-      // Every sign and scale of this base is checked in one pass over its rows, each dropped at
-      // its first element that misses the candidate: a wrong base costs one row, not a matrix.
-      struct Variant {
-        Explanation e;
-        double factor;
-        bool alive = true, differs = false;
-      };
       std::vector<Variant> variants;
       for (bool flip : {false, true}) {
         for (const ScaleMistake& s : scales) {
@@ -205,34 +226,34 @@ absl::StatusOr<std::vector<Explanation>> MistakeSearch::Run(const double* candid
         }
       }
       Rows rows(q, !dropped.names.empty(), base, a_, truth_);
-      std::vector<double> block(static_cast<size_t>(rows.block() * c));
-      int64_t alive = static_cast<int64_t>(variants.size());
-      for (int64_t begin = 0; begin < n && alive > 0; begin += rows.block()) {
-        if (begin > 0 && IsCancelled(ctx)) return Cancelled();
-        const int64_t end = std::min(n, begin + rows.block());
-        rows.Block(begin, end, block.data());
-        const int64_t size = (end - begin) * c;
-        const double* cand = candidate + begin * c;
-        const double* truth = truth_.data() + begin * c;
-        for (Variant& v : variants) {
-          for (int64_t k = 0; k < size && v.alive; ++k) {
-            const double x = v.factor * block[k];
-            if (!IsClose(cand[k], x, rtol, atol)) {
-              v.alive = false;
-              --alive;
-              break;
-            }
-            if (!v.differs && !IsClose(x, truth[k], rtol, atol)) v.differs = true;
-            v.e.residual = std::max(v.e.residual, cand[k] == x ? 0.0 : std::abs(cand[k] - x));
-          }
-        }
-      }
+      if (!Walk(rows, candidate, &variants, ctx)) return Cancelled();
       for (Variant& v : variants) {
         if (v.alive && v.differs) found.push_back(std::move(v.e));
       }
     }
   }
   return found;
+}
+
+// Every variant of one base is checked in one pass over the base's rows, each dropped at its
+// first element that misses the candidate: a wrong base costs about one row, not a matrix.
+bool MistakeSearch::Walk(Rows& rows, const double* candidate, std::vector<Variant>* variants,
+                         const ExecContext& ctx) const {
+  const int64_t n = truth_.rows(), c = truth_.cols();
+  std::vector<double> block(static_cast<size_t>(rows.block() * c));
+  int64_t alive = static_cast<int64_t>(variants->size());
+  for (int64_t begin = 0; begin < n && alive > 0; begin += rows.block()) {
+    if (begin > 0 && IsCancelled(ctx)) return false;
+    const int64_t end = std::min(n, begin + rows.block());
+    rows.Block(begin, end, block.data());
+    for (Variant& v : *variants) {
+      if (v.alive && !v.Compare(block.data(), candidate + begin * c, truth_.data() + begin * c,
+                                (end - begin) * c, options_.rtol, options_.atol)) {
+        --alive;
+      }
+    }
+  }
+  return true;
 }
 
 std::vector<double> MistakeSearch::MistakenGradient(const Explanation& e, const ExecContext& ctx) const {

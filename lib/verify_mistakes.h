@@ -77,6 +77,12 @@ class MistakeSearch {
 
  private:
   class Rows;
+  struct Variant;
+
+  // Compares the rows of one base mistake with the candidate for every variant, until none
+  // matches or the rows end; false if cancelled.
+  bool Walk(Rows& rows, const double* candidate, std::vector<Variant>* variants,
+            const ExecContext& ctx) const;
 
   const LossProblem<double>& problem_;
   const VerifyOptions& options_;
