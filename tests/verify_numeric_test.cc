@@ -233,7 +233,9 @@ TEST(VerifyNumericTest, CentralDifferenceOfEqualLogitsHasAClosedForm) {
         const double want = j == 1 ? other - 1.0 : other;
         EXPECT_NEAR(g(0, j), want, 8 * kEps) << "classes " << c << " h " << h << " class " << j;
       }
-      if (c == 2) EXPECT_NEAR(g(0, 0), 0.5, 8 * kEps);  // log(e^h)/2h: exact for two classes
+      if (c == 2) {
+        EXPECT_NEAR(g(0, 0), 0.5, 8 * kEps);  // log((1 + e^h) / (1 + e^-h)) / 2h = log(e^h) / 2h
+      }
     }
   }
 }
