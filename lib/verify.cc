@@ -77,8 +77,15 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
   const int64_t n = p.logits.rows(), c = p.logits.cols();
 
   VerifyResult r;
-  RowMatrix<double> a(n, c);
-  GRADSERVE_RETURN_IF_ERROR(Softmax<double>(p.logits, View(a), NoMatrix<double>(), ctx));
+  // softmax(z) is needed only to explain a wrong candidate or to check a Jacobian.
+  RowMatrix<double> a;
+  bool have_a = false;
+  auto probabilities = [&]() -> absl::Status {
+    if (have_a) return absl::OkStatus();
+    have_a = true;
+    a.resize(n, c);
+    return Softmax<double>(p.logits, View(a), NoMatrix<double>(), ctx);
+  };
   r.analytic_grad.resize(n, c);
   GRADSERVE_RETURN_IF_ERROR(
       CrossEntropy<double>(p, {}, Method::kFused, {{}, View(r.analytic_grad)}, ctx).status());
@@ -100,9 +107,13 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
     worst = cand.argmax;
     r.candidate_ok = cand.all_close;
     candidates_ok = r.candidate_ok;
-    if (!r.candidate_ok) r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
+    if (!r.candidate_ok) {
+      GRADSERVE_RETURN_IF_ERROR(probabilities());
+      r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
+    }
   }
   if (req.candidate_jacobian != nullptr) {
+    GRADSERVE_RETURN_IF_ERROR(probabilities());
     std::vector<double> jacobian(n * c * c);
     GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<double>(ConstView(a), jacobian.data(), ctx));
     const Comparison cand = Compare(req.candidate_jacobian, jacobian.data(),
