@@ -147,9 +147,9 @@ std::vector<Finding> ExplainGradient(const LossProblem<double>& p, const VerifyO
   for (const auto& [code, e] : Simplest(*found)) {  // ascending codes
     auto it = formed.find(e);
     if (it == formed.end()) {
-      std::vector<double> mistaken = search.MistakenGradient(*e, ctx);
-      if (IsCancelled(ctx)) return {};
-      it = formed.emplace(e, std::move(mistaken)).first;
+      absl::StatusOr<std::vector<double>> mistaken = search.MistakenGradient(*e, ctx);
+      if (!mistaken.ok()) return {};  // cancelled
+      it = formed.emplace(e, *std::move(mistaken)).first;
     }
     findings.push_back({code,
                         absl::StrCat("candidate", texts.row, " ", texts.candidate, " ",

@@ -31,11 +31,20 @@ LossProblem<double> Without(const LossProblem<double>& p, const DroppedOptions& 
 std::vector<FindingCode> CodesOf(const Explanation& e) {
   std::vector<FindingCode> codes;
   switch (e.base) {
-    case BaseMistake::kNone: break;
-    case BaseMistake::kJacobianAtLogits: codes.push_back(FindingCode::kJacobianAtLogits); break;
-    case BaseMistake::kDiagonalOnlyJacobian: codes.push_back(FindingCode::kDiagonalOnlyJacobian); break;
-    case BaseMistake::kGradientWrtProbabilities: codes.push_back(FindingCode::kGradientWrtProbabilities); break;
-    case BaseMistake::kSoftmaxNotApplied: codes.push_back(FindingCode::kSoftmaxNotApplied); break;
+    case BaseMistake::kNone:
+      break;
+    case BaseMistake::kJacobianAtLogits:
+      codes.push_back(FindingCode::kJacobianAtLogits);
+      break;
+    case BaseMistake::kDiagonalOnlyJacobian:
+      codes.push_back(FindingCode::kDiagonalOnlyJacobian);
+      break;
+    case BaseMistake::kGradientWrtProbabilities:
+      codes.push_back(FindingCode::kGradientWrtProbabilities);
+      break;
+    case BaseMistake::kSoftmaxNotApplied:
+      codes.push_back(FindingCode::kSoftmaxNotApplied);
+      break;
   }
   if (!e.dropped.names.empty()) codes.push_back(FindingCode::kOptionIgnored);
   if (e.sign_flipped) codes.push_back(FindingCode::kSignFlipped);
@@ -81,7 +90,9 @@ class MistakeSearch::Rows {
       return;
     }
     TargetRows(problem_, begin, end, target_.data());
-    for (int64_t i = begin; i < end; ++i) Row(i, target_.data() + (i - begin) * c_, out + (i - begin) * c_);
+    for (int64_t i = begin; i < end; ++i) {
+      Row(i, target_.data() + (i - begin) * c_, out + (i - begin) * c_);
+    }
   }
 
  private:
@@ -170,7 +181,8 @@ std::vector<ScaleMistake> ScaleMistakes(const LossProblem<double>& p) {
   }
   std::vector<ScaleMistake> out;
   for (ScaleMistake& s : scales) {
-    const bool seen = std::any_of(out.begin(), out.end(), [&](const ScaleMistake& o) { return o.factor == s.factor; });
+    const bool seen = std::any_of(out.begin(), out.end(),
+                                  [&](const ScaleMistake& o) { return o.factor == s.factor; });
     if (std::isfinite(s.factor) && s.factor != 0.0 && s.factor != 1.0 && !seen) out.push_back(std::move(s));
   }
   return out;
@@ -256,14 +268,15 @@ bool MistakeSearch::Walk(Rows& rows, const double* candidate, std::vector<Varian
   return true;
 }
 
-std::vector<double> MistakeSearch::MistakenGradient(const Explanation& e, const ExecContext& ctx) const {
+absl::StatusOr<std::vector<double>> MistakeSearch::MistakenGradient(const Explanation& e,
+                                                                    const ExecContext& ctx) const {
   const int64_t n = truth_.rows(), c = truth_.cols();
   const LossProblem<double> q = Without(problem_, e.dropped);
   Rows rows(q, !e.dropped.names.empty(), e.base, a_, truth_);
   std::vector<double> out(static_cast<size_t>(n * c));
   const double factor = Factor(e);
   for (int64_t begin = 0; begin < n; begin += rows.block()) {
-    if (IsCancelled(ctx)) return {};
+    if (IsCancelled(ctx)) return Cancelled();
     const int64_t end = std::min(n, begin + rows.block());
     double* block = out.data() + begin * c;
     rows.Block(begin, end, block);

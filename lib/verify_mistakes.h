@@ -9,7 +9,7 @@
 //
 //   MistakeSearch search(problem, options, a, truth);
 //   absl::StatusOr<std::vector<Explanation>> found = search.Run(candidate, ctx);
-//   std::vector<double> grad = search.MistakenGradient((*found)[0]);
+//   absl::StatusOr<std::vector<double>> grad = search.MistakenGradient((*found)[0], ctx);
 #ifndef GRADSERVE_LIB_VERIFY_MISTAKES_H_
 #define GRADSERVE_LIB_VERIFY_MISTAKES_H_
 
@@ -72,8 +72,10 @@ class MistakeSearch {
   // CancelledError once it fires.
   absl::StatusOr<std::vector<Explanation>> Run(const double* candidate, const ExecContext& ctx) const;
 
-  // The gradient `e` describes, [batch, classes] row-major; empty if cancelled.
-  std::vector<double> MistakenGradient(const Explanation& e, const ExecContext& ctx) const;
+  // The gradient `e` describes, [batch, classes] row-major. Polls `ctx.is_cancelled` between
+  // blocks of rows: CancelledError once it fires.
+  absl::StatusOr<std::vector<double>> MistakenGradient(const Explanation& e,
+                                                       const ExecContext& ctx) const;
 
  private:
   class Rows;
