@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <complex>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -10,28 +9,16 @@
 #include "absl/strings/str_join.h"
 #include "lib/softmax.h"
 #include "lib/status_macros.h"
+#include "lib/verify_numeric.h"
 #include "lib/verify_util.h"
 
 namespace gradserve {
 namespace {
 
-constexpr double kComplexStep = 1e-20;
-constexpr double kMachineEpsilon = std::numeric_limits<double>::epsilon();
-
 absl::Status ValidateTolerance(const char* name, double v) {
   if (std::isfinite(v) && v >= 0.0) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrFormat("%s is %g; it must be finite and >= 0 (0 means the default)", name, v));
-}
-
-// Central-difference step for one row: balances rounding, eps·R/h with R the size of the terms
-// the loss is formed from, against truncation, h²/6·M3 with M3 = s/(6√3) the bound on the third
-// derivative of s·logsumexp along one coordinate. Minimising the sum gives h = ∛(3·eps·R/M3).
-double RowStep(double s, double max, double log_sum, double abs_qz) {
-  if (!(s > 0.0)) return std::cbrt(kMachineEpsilon);
-  const double r = std::max(s * (std::abs(max) + std::abs(log_sum)) + abs_qz, s);
-  const double m3 = s / (6.0 * std::sqrt(3.0));
-  return std::cbrt(3.0 * kMachineEpsilon * r / m3);
 }
 
 std::string Position(const VerifyOptions& o, int64_t row, int64_t cls) {
@@ -80,126 +67,71 @@ std::string Summary(const VerifyRequest& req, const VerifyResult& r, bool numeri
 
 }  // namespace
 
-absl::StatusOr<double> NumericGradient(const LossProblem<double>& p, NumericMethod method,
-                                       double epsilon, MatrixMap<double> out,
-                                       const ExecContext& ctx) {
-  GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
-  GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("epsilon", epsilon));
-  const int64_t n = p.logits.rows(), c = p.logits.cols();
-  if (out.rows() != n || out.cols() != c) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "numeric gradient output has shape [%d, %d], expected [%d, %d]", out.rows(), out.cols(), n, c));
-  }
-  RowMatrix<double> q(n, c);
-  TargetDistribution<double>(p, View(q));
-  const double denominator = MeanDenominator(p);
-  // dL/dl_i of the differentiated loss L = Σ_i scale·l_i (NONE: the sum of the row losses).
-  const double scale = p.options.reduction != Reduction::kMean ? 1.0
-                       : denominator == 0.0 ? std::numeric_limits<double>::quiet_NaN()
-                                            : 1.0 / denominator;
-  const bool complex_step = method == NumericMethod::kComplexStep;
-  std::vector<double> row_step(n, 0.0);
-
-  GRADSERVE_RETURN_IF_ERROR(ParallelForRows(n, c, ctx, [&](int64_t begin, int64_t end) {
-    Eigen::ArrayXd e(c);
-    for (int64_t i = begin; i < end; ++i) {
-      if (IsIgnoredRow(p, i)) {  // the loss does not depend on an ignored row
-        out.row(i).setZero();
-        continue;
-      }
-      const auto z = p.logits.row(i).array();
-      const auto qi = q.row(i).array();
-      const double m = z.maxCoeff();
-      e = (z - m).exp().transpose();
-      const double sum = e.sum();
-      const double s = qi.sum();
-      const double qz = (qi * z).sum();
-      // The row's loss with logit j moved by d: only the j-th term of the sum changes.
-      if (complex_step) {
-        const double h = kComplexStep;
-        const std::complex<double> expm1_ih(-2.0 * std::pow(std::sin(h / 2), 2), std::sin(h));
-        for (int64_t j = 0; j < c; ++j) {
-          const std::complex<double> shifted = std::complex<double>(sum) + e[j] * expm1_ih;
-          const std::complex<double> loss =
-              s * (m + std::log(shifted)) - qz - std::complex<double>(0.0, h) * qi[j];
-          out(i, j) = scale * loss.imag() / h;
-        }
-        row_step[i] = h;
-      } else {
-        const double h = epsilon > 0.0 ? epsilon
-                                       : RowStep(s, m, std::log(sum), (qi * z).abs().sum());
-        const double up = std::expm1(h), down = std::expm1(-h);
-        for (int64_t j = 0; j < c; ++j) {
-          const double loss_up = s * (m + std::log(sum + e[j] * up)) - qz - h * qi[j];
-          const double loss_down = s * (m + std::log(sum + e[j] * down)) - qz + h * qi[j];
-          out(i, j) = scale * (loss_up - loss_down) / (2.0 * h);
-        }
-        row_step[i] = h;
-      }
-    }
-  }));
-  const double used = n == 0 ? 0.0 : *std::max_element(row_step.begin(), row_step.end());
-  if (used > 0.0) return used;
-  // No row was perturbed: report the step the method would have used.
-  return complex_step ? kComplexStep : epsilon > 0.0 ? epsilon : std::cbrt(kMachineEpsilon);
-}
-
 absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const ExecContext& ctx) {
   const LossProblem<double>& p = req.problem;
   const VerifyOptions& o = req.options;
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("rtol", o.rtol));
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("atol", o.atol));
   GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
+  GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("epsilon", o.epsilon));
   const int64_t n = p.logits.rows(), c = p.logits.cols();
 
   VerifyResult r;
-  RowMatrix<double> a(n, c);
-  GRADSERVE_RETURN_IF_ERROR(Softmax<double>(p.logits, View(a), NoMatrix<double>(), ctx));
+  // softmax(z) is needed only to explain a wrong candidate or to check a Jacobian.
+  RowMatrix<double> a;
+  bool have_a = false;
+  auto probabilities = [&]() -> absl::Status {
+    if (have_a) return absl::OkStatus();
+    have_a = true;
+    a.resize(n, c);
+    return Softmax<double>(p.logits, View(a), NoMatrix<double>(), ctx);
+  };
   r.analytic_grad.resize(n, c);
   GRADSERVE_RETURN_IF_ERROR(
       CrossEntropy<double>(p, {}, Method::kFused, {{}, View(r.analytic_grad)}, ctx).status());
   r.numeric_grad.resize(n, c);
-  GRADSERVE_ASSIGN_OR_RETURN(r.epsilon_used,
-                             NumericGradient(p, o.numeric_method, o.epsilon, View(r.numeric_grad), ctx));
+  GRADSERVE_ASSIGN_OR_RETURN(r.epsilon_used, verify_internal::NumericGradientOfValid(
+                                                 p, o.numeric_method, o.epsilon, View(r.numeric_grad), ctx));
 
   const int64_t size = n * c;
   const double* analytic = r.analytic_grad.data();
-  int64_t worst = 0;
-  r.max_abs_error = MaxAbsDiff(analytic, r.numeric_grad.data(), size, &worst);
-  for (int64_t k = 0; k < size; ++k) {
-    const double x = analytic[k], y = r.numeric_grad.data()[k];
-    const double den = std::max(std::abs(x), std::abs(y));
-    if (den != 0.0 && !std::isnan(den)) r.max_rel_error = std::max(r.max_rel_error, std::abs(x - y) / den);
-  }
-  const bool numeric_ok = AllClose(analytic, r.numeric_grad.data(), size, o.rtol, o.atol);
+  const Comparison numeric = Compare(analytic, r.numeric_grad.data(), size, o.rtol, o.atol);
+  r.max_abs_error = numeric.max_abs;
+  r.max_rel_error = numeric.max_rel;
+  int64_t worst = numeric.argmax;
   bool candidates_ok = true;
 
   if (req.candidate_grad != nullptr) {
-    r.candidate_max_abs_error = MaxAbsDiff(req.candidate_grad, analytic, size, &worst);
-    r.candidate_ok = AllClose(req.candidate_grad, analytic, size, o.rtol, o.atol);
+    const Comparison cand = Compare(req.candidate_grad, analytic, size, o.rtol, o.atol);
+    r.candidate_max_abs_error = cand.max_abs;
+    worst = cand.argmax;
+    r.candidate_ok = cand.all_close;
     candidates_ok = r.candidate_ok;
-    if (!r.candidate_ok) r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
+    if (!r.candidate_ok) {
+      GRADSERVE_RETURN_IF_ERROR(probabilities());
+      r.findings = ExplainGradient(p, o, a, r.analytic_grad, req.candidate_grad, ctx);
+    }
   }
   if (req.candidate_jacobian != nullptr) {
+    GRADSERVE_RETURN_IF_ERROR(probabilities());
     std::vector<double> jacobian(n * c * c);
     GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<double>(ConstView(a), jacobian.data(), ctx));
-    int64_t worst_entry = 0;
-    const double err = MaxAbsDiff(req.candidate_jacobian, jacobian.data(), jacobian.size(), &worst_entry);
-    r.candidate_max_abs_error = std::max(r.candidate_max_abs_error, err);
-    r.candidate_jacobian_ok =
-        AllClose(req.candidate_jacobian, jacobian.data(), jacobian.size(), o.rtol, o.atol);
+    const Comparison cand = Compare(req.candidate_jacobian, jacobian.data(),
+                                    static_cast<int64_t>(jacobian.size()), o.rtol, o.atol);
+    r.candidate_max_abs_error = std::max(r.candidate_max_abs_error, cand.max_abs);
+    r.candidate_jacobian_ok = cand.all_close;
     candidates_ok = candidates_ok && r.candidate_jacobian_ok;
-    if (req.candidate_grad == nullptr) worst = c == 0 ? 0 : worst_entry / c;  // row·C + class
+    if (req.candidate_grad == nullptr) worst = c == 0 ? 0 : cand.argmax / c;  // row·C + class
     if (!r.candidate_jacobian_ok) {
       std::vector<Finding> more = ExplainJacobian(p, o, a, jacobian, req.candidate_jacobian, ctx);
       std::move(more.begin(), more.end(), std::back_inserter(r.findings));
     }
   }
   if (IsCancelled(ctx)) return absl::CancelledError("computation cancelled by the caller");
-  r.ok = numeric_ok && candidates_ok;
+  r.ok = numeric.all_close && candidates_ok;
   r.worst_row = c == 0 ? 0 : worst / c;
   r.worst_class = c == 0 ? 0 : worst % c;
-  r.summary = Summary(req, r, numeric_ok);
+  r.summary = Summary(req, r, numeric.all_close);
   return r;
 }
 

@@ -11,8 +11,10 @@
 // O(1) and the whole numeric gradient O(batch · classes):
 //   kComplexStep        Im l(z + ih e_j) / h with h = 1e-20: no subtractive cancellation, exact
 //                       to rounding for this analytic loss.
-//   kCentralDifference  (l(z + h e_j) - l(z - h e_j)) / 2h with h per row balancing rounding
-//                       against truncation (or the caller's epsilon).
+//   kCentralDifference  (l(z + h e_j) - l(z - h e_j)) / 2h with a step per row chosen from the
+//                       scale of the row's loss (or the caller's epsilon); the two losses'
+//                       difference is formed as one log1p, without cancellation, so its error is
+//                       the truncation alone.
 //
 //   VerifyRequest req{problem, candidate.data(), nullptr, VerifyOptions{}};
 //   absl::StatusOr<VerifyResult> r = VerifyGradient(req, ExecContext{});
@@ -98,10 +100,13 @@ absl::StatusOr<double> NumericGradient(const LossProblem<double>& problem, Numer
                                        double epsilon, MatrixMap<double> out,
                                        const ExecContext& ctx);
 
-// The findings that explain a wrong candidate: every single known mistake whose output matches
-// it within the tolerances, or one kUnexplained. `a` is softmax(logits), `truth` the analytic
-// gradient (or Jacobian). Exposed for tests; VerifyGradient calls them. They poll
-// `ctx.is_cancelled` between candidate mistakes and return nothing once it fires.
+// The findings that explain a wrong candidate: every known mistake whose output matches it
+// within the tolerances (the simplest combination when no single one does), or one kUnexplained.
+// `a` is softmax(logits), `truth` the analytic gradient (or Jacobian). ExplainGradient costs
+// O(batch · classes) per known mistake, forming each mistaken gradient row by row (J(z)·g as
+// z ⊙ g - z·<z, g>), and ExplainJacobian O(batch · classes²). Exposed for tests; VerifyGradient
+// calls them. They poll `ctx.is_cancelled` between candidate mistakes (and ExplainGradient
+// between blocks of rows) and return nothing once it fires.
 std::vector<Finding> ExplainGradient(const LossProblem<double>& problem, const VerifyOptions& opts,
                                      const RowMatrix<double>& a, const RowMatrix<double>& truth,
                                      const double* candidate, const ExecContext& ctx = {});

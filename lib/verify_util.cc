@@ -1,5 +1,6 @@
 #include "lib/verify_util.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,24 @@ double MaxAbsDiff(const double* x, const double* ref, int64_t n, int64_t* argmax
   }
   if (argmax != nullptr) *argmax = at;
   return worst;
+}
+
+Comparison Compare(const double* x, const double* ref, int64_t n, double rtol, double atol) {
+  Comparison c;
+  for (int64_t k = 0; k < n; ++k) {
+    const double a = x[k], b = ref[k];
+    double d = a == b ? 0.0 : std::abs(a - b);
+    c.all_close = c.all_close && IsClose(a, b, rtol, atol);
+    // Divides only when the ratio may be a new maximum (false for NaN, as for inf / inf).
+    const double den = std::max(std::abs(a), std::abs(b));
+    if (d > c.max_rel * den && den != 0.0) c.max_rel = std::max(c.max_rel, d / den);
+    if (std::isnan(d)) d = std::numeric_limits<double>::infinity();
+    if (d > c.max_abs) {
+      c.max_abs = d;
+      c.argmax = k;
+    }
+  }
+  return c;
 }
 
 std::string FormatVector(const double* v, int64_t n) {

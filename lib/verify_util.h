@@ -20,6 +20,16 @@ bool AllClose(const double* x, const double* ref, int64_t n, double rtol, double
 // the flat index of the largest difference.
 double MaxAbsDiff(const double* x, const double* ref, int64_t n, int64_t* argmax = nullptr);
 
+// x against ref over n elements in one pass: MaxAbsDiff (and where), AllClose, and the largest
+// |x - ref| / max(|x|, |ref|) over the elements where that is a non-zero, non-NaN denominator.
+struct Comparison {
+  double max_abs = 0.0;
+  int64_t argmax = 0;
+  double max_rel = 0.0;
+  bool all_close = true;
+};
+Comparison Compare(const double* x, const double* ref, int64_t n, double rtol, double atol);
+
 // "(0.5, -0.5)": up to 8 values with 6 significant digits, then "... (N values)".
 std::string FormatVector(const double* v, int64_t n);
 

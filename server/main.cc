@@ -33,7 +33,8 @@ ABSL_FLAG(int64_t, max_message_mib, 64, "largest request or response, in MiB");
 ABSL_FLAG(int64_t, max_elements, int64_t{1} << 25, "largest tensor, in elements");
 ABSL_FLAG(int64_t, max_jacobian_elements, int64_t{1} << 24,
           "largest Jacobian returned or checked, batch·classes² elements");
-ABSL_FLAG(int64_t, max_verify_work, int64_t{1} << 31, "largest VerifyGradient, batch·classes²");
+ABSL_FLAG(int64_t, max_verify_work, int64_t{1} << 31,
+          "largest VerifyGradient with a candidate_jacobian, batch·classes²");
 ABSL_FLAG(int, compute_threads, 0,
           "threads one request may use, and big requests computed at once (0: every core the "
           "process may use, a container's CPU limit included)");

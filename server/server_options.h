@@ -13,7 +13,7 @@ struct Limits {
   int64_t max_message_bytes = int64_t{64} << 20;      // --max_message_mib
   int64_t max_elements = int64_t{1} << 25;            // --max_elements, per tensor
   int64_t max_jacobian_elements = int64_t{1} << 24;   // --max_jacobian_elements, batch·classes²
-  int64_t max_verify_work = int64_t{1} << 31;         // --max_verify_work, batch·classes²
+  int64_t max_verify_work = int64_t{1} << 31;         // --max_verify_work, with a candidate_jacobian
   // Requests admitted at once, counted as 3 × their size (request, response, working copies):
   // what bounds the server's memory when many huge requests arrive together.
   int64_t max_inflight_bytes = int64_t{1} << 30;      // --max_inflight_mib

@@ -310,10 +310,11 @@ TEST_F(ServerTest, EachErrorHasItsCodeAndAClearMessage) {
          pb::VerifyGradientRequest req;
          *req.mutable_logits() = Raw<double>({8, 50000}, std::vector<double>(400000));
          *req.mutable_targets() = Labels(std::vector<int64_t>(8, 0));
+         *req.mutable_candidate_jacobian() = Values({1}, {0});  // only a Jacobian costs classes^2
          pb::VerifyGradientResponse resp;
          grpc::ClientContext ctx;
          return stub.VerifyGradient(&ctx, req, &resp);
-       }, kExhausted, "VerifyGradient needs batch x classes^2 = 8 x 50000^2 = 20000000000, over the limit of 2147483648 set by --max_verify_work"},
+       }, kExhausted, "VerifyGradient with candidate_jacobian needs batch x classes^2 = 8 x 50000^2 = 20000000000, over the limit of 2147483648 set by --max_verify_work"},
       {"verify_rtol", [](auto& stub) {
          pb::VerifyGradientRequest req;
          *req.mutable_logits() = Values({2}, {1, 2});
