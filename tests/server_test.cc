@@ -386,42 +386,8 @@ TEST_F(ServerTest, EmptyBatchCandidatesAreGivenAndCorrect) {
   EXPECT_EQ(resp.summary().find("no candidate"), std::string::npos) << resp.summary();
 }
 
-// ---------------------------------------------------------------- deadlines, concurrency
-TEST_F(ServerTest, ExpiredDeadlineOnABigRequestLeavesTheServerWell) {
-  // 16 MB whose 1 ms deadline expires while it is still being sent.
-  pb::BackwardRequest req;
-  *req.mutable_logits() = Raw<float>({4096, 1000}, std::vector<float>(4096 * 1000, 0.5f));
-  *req.mutable_targets() = Labels(std::vector<int64_t>(4096, 3));
-  pb::BackwardResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1));
-  const grpc::Status s = Stub()->Backward(&ctx, req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
-  ExpectHealthyBackward();
-  EXPECT_TRUE(server_->running());
-}
-
-TEST_F(ServerTest, DeadlineExpiringMidComputationIsDeadlineExceeded) {
-  // 32 MB that arrive in time and then need about a second of work (an 8000 x 500 verification,
-  // near the work limit): the deadline expires mid-computation, whatever the machine's speed.
-  // (verify_test checks that every phase, the mistake search included, stops when cancelled.)
-  const int64_t n = 8000, c = 500;
-  std::mt19937_64 rng(3);
-  std::normal_distribution<float> normal(0.0f, 3.0f);
-  std::vector<float> z(n * c);
-  for (float& v : z) v = normal(rng);
-  pb::VerifyGradientRequest req;
-  *req.mutable_logits() = Raw<float>({n, c}, z);
-  *req.mutable_targets() = Labels(std::vector<int64_t>(n, 7));
-  *req.mutable_candidate_grad() = Raw<float>({n, c}, z);
-  pb::VerifyGradientResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
-  const grpc::Status s = Stub()->VerifyGradient(&ctx, req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
-  ExpectHealthyBackward();
-  EXPECT_TRUE(server_->running());
-}
+// ---------------------------------------------------------------- concurrency
+// (Deadlines are observed on the server, in server_deadline_test.)
 
 TEST_F(ServerTest, SixteenConcurrentCallersGetTheirOwnAnswers) {
   std::atomic<int> wrong{0};
