@@ -51,6 +51,8 @@ ABSL_FLAG(double, max_connection_age_seconds, 0,
           "re-resolve and spread over replicas added since they connected");
 ABSL_FLAG(double, keepalive_seconds, 60,
           "ping a connection idle this long; close it if the ping is not answered within 20 s");
+ABSL_FLAG(int, max_concurrent_streams, 100,
+          "calls one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)");
 ABSL_FLAG(double, handshake_timeout_seconds, 5,
           "close a connection that has not completed its TLS and HTTP/2 handshake within this "
           "long, so idle sockets cannot hold the server's descriptors");
@@ -96,6 +98,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
         "--max_connection_age_seconds must be >= 0, --keepalive_seconds and "
         "--handshake_timeout_seconds > 0");
   }
+  o.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (o.max_concurrent_streams < 1) return absl::InvalidArgumentError("--max_concurrent_streams must be >= 1");
   GRADSERVE_RETURN_IF_ERROR(ParseListenAddress(o.listen).status());
   o.limits.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_mib) << 20;
   if (o.limits.max_inflight_bytes <= 0) return absl::InvalidArgumentError("--max_inflight_mib must be positive");
@@ -164,6 +168,10 @@ void SetConnectionArguments(const ServerOptions& options, grpc::ServerBuilder& b
   // instead of gRPC's default of 120 s, so such sockets cannot pile up and exhaust descriptors.
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
                              Milliseconds(options.handshake_timeout_seconds));
+  // Bounds the calls (and their memory) one connection holds open at once. It does not stop an
+  // HTTP/2 rapid reset (streams opened and cancelled at once never count against it; gRPC 1.51
+  // predates upstream's defence): see the README's threat model.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   // The listener (server/listener.h) binds without SO_REUSEPORT; gRPC must not add it either.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
