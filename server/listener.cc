@@ -71,6 +71,13 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text) {
 }
 
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Open(const ListenAddress& address) {
+  // As gRPC does, 0.0.0.0 and :: mean every address of either family: one dual-stack [::] socket,
+  // or 0.0.0.0 alone where the host has no IPv6 (a container without it).
+  if (address.host == "0.0.0.0" || address.host == "::") {
+    const int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) close(probe);
+    if (address.host == "0.0.0.0" && probe >= 0) return Open({"::", address.port});
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -96,6 +103,10 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Open(const ListenAddress& ad
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // accepted sockets inherit it
+    if (ai->ai_family == AF_INET6 && address.host == "::") {
+      const int zero = 0;  // dual-stack whatever the system's net.ipv6.bindv6only default
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
     if (l->port_ != 0) SetPort(ai->ai_addr, l->port_);  // port 0: the first bind's pick for all
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
       const int e = errno;

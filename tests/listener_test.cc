@@ -2,6 +2,7 @@
 // it through SO_REUSEPORT).
 #include "server/listener.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,6 +89,41 @@ TEST(ListenerTest, PortZeroPicksAFreePortAndStopFreesIt) {
   EXPECT_FALSE(Listener::Open({"127.0.0.1", port}).ok());
   (*first)->Stop();
   EXPECT_TRUE(Listener::Open({"127.0.0.1", port}).ok());
+}
+
+// True if a TCP connection to `ip`:`port` succeeds (the listener's queue accepts it).
+bool Connects(int family, const char* ip, int port) {
+  const int fd = socket(family, SOCK_STREAM, 0);
+  sockaddr_storage addr{};
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, ip, &a->sin_addr);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip, &a->sin6_addr);
+    len = sizeof *a;
+  }
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0;
+  close(fd);
+  return ok;
+}
+
+// As with gRPC's own listener, 0.0.0.0 serves IPv6 too where the host has it (a dual-stack or
+// IPv6-only cluster's probes and callers).
+TEST(ListenerTest, TheWildcardServesBothFamilies) {
+  auto listener = Listener::Open({"0.0.0.0", 0});
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  EXPECT_TRUE(Connects(AF_INET, "127.0.0.1", (*listener)->port()));
+  const int v6 = socket(AF_INET6, SOCK_STREAM, 0);
+  if (v6 < 0) GTEST_SKIP() << "no IPv6 here";
+  close(v6);
+  EXPECT_TRUE(Connects(AF_INET6, "::1", (*listener)->port()));
 }
 
 }  // namespace
