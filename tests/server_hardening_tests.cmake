@@ -1,5 +1,7 @@
 # Bounded errors, start-up checks (--help, --version, ports, descriptors), deadlines observed on
 # the server, and the HTTP/2 rapid-reset probe (label "hardening").
+# (server_test.cc split: health, reflection, auth, shutdown and connections)
+gradserve_test(server_lifecycle_test gradserve::proto gradserve_test_protos gradserve_test_server_process)
 gradserve_test(status_util_test gradserve::server)
 gradserve_test(listener_test gradserve::server)
 gradserve_test(test_util_test gradserve::lib)
