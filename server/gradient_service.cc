@@ -1,6 +1,8 @@
 #include "server/gradient_service.h"
 
+#include <atomic>
 #include <chrono>
+#include <iostream>
 #include <string_view>
 
 #include "absl/strings/str_format.h"
@@ -27,11 +29,37 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// A Cancelled status from the library is a deadline when the deadline has passed.
-absl::Status Finalize(const grpc::CallbackServerContext& ctx, absl::Status s) {
-  if (s.code() == absl::StatusCode::kCancelled && std::chrono::system_clock::now() >= ctx.deadline()) {
-    return absl::DeadlineExceededError("deadline exceeded while computing; the work was stopped");
+// Work cut short by a deadline or a cancellation is worth a line in the log, and so is work that
+// ran past its deadline (polling too coarse: the caller had given up): operators see deadlines set
+// too short, tests see the work stop. A flood of expiring calls must not flood the log: at most
+// one line a second, counting the ones left out.
+void Report(const char* what, std::chrono::steady_clock::duration worked) {
+  static std::atomic<int64_t> last_ms{-1000000}, left_out{0};
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch()).count();
+  int64_t last = last_ms.load();
+  if (now_ms - last < 1000 || !last_ms.compare_exchange_strong(last, now_ms)) {
+    ++left_out;
+    return;
   }
+  const int64_t more = left_out.exchange(0);
+  std::cout << "gradserve-server: " << what << " after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(worked).count() << " ms of work"
+            << (more > 0 ? absl::StrFormat(" (and %d more such events since the last line)", more) : "")
+            << std::endl;
+}
+
+// A Cancelled status from the library is a deadline when the deadline has passed.
+absl::Status Finalize(const grpc::CallbackServerContext& ctx, absl::Status s,
+                      std::chrono::steady_clock::time_point started) {
+  const bool past_deadline = std::chrono::system_clock::now() >= ctx.deadline();
+  const auto worked = std::chrono::steady_clock::now() - started;
+  if (s.code() != absl::StatusCode::kCancelled) {
+    if (past_deadline && s.ok()) Report("work finished past its deadline", worked);
+    return s;
+  }
+  Report(past_deadline ? "work stopped at its deadline" : "work stopped: the client cancelled", worked);
+  if (past_deadline) return absl::DeadlineExceededError("deadline exceeded while computing; the work was stopped");
   return s;
 }
 
@@ -83,12 +111,13 @@ void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes
                           std::function<absl::Status(const ExecContext&)> work,
                           std::function<void(absl::Status)> done) {
   auto task = [this, ctx, work = std::move(work), done = std::move(done)] {
+    const auto started = std::chrono::steady_clock::now();
     ExecContext exec;
     exec.max_threads = options_.compute_threads;
     exec.is_cancelled = [ctx] {
       return ctx->IsCancelled() || std::chrono::system_clock::now() >= ctx->deadline();
     };
-    done(Finalize(*ctx, work(exec)));
+    done(Finalize(*ctx, work(exec), started));
   };
   if (request_bytes >= kOffloadBytes) {
     pool_.Schedule(std::move(task));

@@ -16,16 +16,21 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "base/version.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "server/gradient_service.h"
 #include "lib/status_macros.h"
+#include "server/descriptor_limit.h"
+#include "server/gradient_service.h"
+#include "server/listener.h"
 #include "server/server_options.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (HOST:PORT; port 0 picks a free one)");
@@ -47,6 +52,11 @@ ABSL_FLAG(double, max_connection_age_seconds, 0,
           "re-resolve and spread over replicas added since they connected");
 ABSL_FLAG(double, keepalive_seconds, 60,
           "ping a connection idle this long; close it if the ping is not answered within 20 s");
+ABSL_FLAG(int, max_concurrent_streams, 100,
+          "calls one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)");
+ABSL_FLAG(double, handshake_timeout_seconds, 5,
+          "close a connection that has not completed its TLS and HTTP/2 handshake within this "
+          "long, so idle sockets cannot hold the server's descriptors");
 ABSL_FLAG(int64_t, max_inflight_mib, 1024,
           "requests admitted at once, counted as 3x their size; beyond it RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain; with --tls_key enables TLS");
@@ -82,10 +92,16 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   o.max_connection_age_seconds = absl::GetFlag(FLAGS_max_connection_age_seconds);
   o.keepalive_seconds = absl::GetFlag(FLAGS_keepalive_seconds);
-  if (!(o.max_connection_age_seconds >= 0) || !(o.keepalive_seconds > 0)) {
+  o.handshake_timeout_seconds = absl::GetFlag(FLAGS_handshake_timeout_seconds);
+  if (!(o.max_connection_age_seconds >= 0) || !(o.keepalive_seconds > 0) ||
+      !(o.handshake_timeout_seconds > 0)) {
     return absl::InvalidArgumentError(
-        "--max_connection_age_seconds must be >= 0 and --keepalive_seconds > 0");
+        "--max_connection_age_seconds must be >= 0, --keepalive_seconds and "
+        "--handshake_timeout_seconds > 0");
   }
+  o.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (o.max_concurrent_streams < 1) return absl::InvalidArgumentError("--max_concurrent_streams must be >= 1");
+  GRADSERVE_RETURN_IF_ERROR(ParseListenAddress(o.listen).status());
   o.limits.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_mib) << 20;
   if (o.limits.max_inflight_bytes <= 0) return absl::InvalidArgumentError("--max_inflight_mib must be positive");
   const std::string token_file = absl::GetFlag(FLAGS_token_file);
@@ -149,6 +165,16 @@ void SetConnectionArguments(const ServerOptions& options, grpc::ServerBuilder& b
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Milliseconds(options.keepalive_seconds));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A connection that never finishes its handshake (an idle or slow socket) is closed after this
+  // instead of gRPC's default of 120 s, so such sockets cannot pile up and exhaust descriptors.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             Milliseconds(options.handshake_timeout_seconds));
+  // Bounds the calls (and their memory) one connection holds open at once. It does not stop an
+  // HTTP/2 rapid reset (streams opened and cancelled at once never count against it; gRPC 1.51
+  // predates upstream's defence): see the README's threat model.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  // The listener (server/listener.h) binds without SO_REUSEPORT; gRPC must not add it either.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
 int Serve(const ServerOptions& options) {
@@ -158,10 +184,17 @@ int Serve(const ServerOptions& options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  const auto address = ParseListenAddress(options.listen);  // validated by OptionsFromFlags
+  auto listener = Listener::Open(*address);
+  if (!listener.ok()) {
+    std::cerr << "gradserve-server: " << listener.status().message() << "\n";
+    return 1;
+  }
   GradientService service(options);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options.listen, Credentials(options), &port);
+  // Connections come from our own listener (see server/listener.h for why not gRPC's).
+  auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, Credentials(options));
   builder.RegisterService(&service);
   // The transport admits more than --max_message_mib so that an oversized request gets an error
   // that names its size, the limit and the flag, instead of gRPC's generic one.
@@ -174,13 +207,14 @@ int Serve(const ServerOptions& options) {
   builder.SetResourceQuota(quota);
   SetConnectionArguments(options, builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    std::cerr << "gradserve-server: cannot listen on " << options.listen << "\n";
+  if (server == nullptr) {
+    std::cerr << "gradserve-server: gRPC could not start (see its log above)\n";
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  (*listener)->Start(acceptor.get());
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  std::cout << "gradserve-server listening on " << host << ":" << port
+  std::cout << "gradserve-server listening on " << host << ":" << (*listener)->port()
             << (options.tls ? (options.tls->client_ca.empty() ? " (TLS)" : " (mutual TLS)") : "")
             << (options.token.empty() ? "" : " (bearer token required)") << std::endl;
 
@@ -193,6 +227,7 @@ int Serve(const ServerOptions& options) {
   sigwait(&stop_signals, &signal_number);
   std::cout << "gradserve-server: signal " << signal_number << ", draining for up to "
             << options.shutdown_grace_seconds << " s" << std::endl;
+  (*listener)->Stop();                           // new connections are refused
   server->GetHealthCheckService()->Shutdown();  // probes now see NOT_SERVING
   const auto grace = std::chrono::duration_cast<std::chrono::system_clock::duration>(
       std::chrono::duration<double>(options.shutdown_grace_seconds));
@@ -204,6 +239,32 @@ int Serve(const ServerOptions& options) {
   std::_Exit(0);
 }
 
+// What --version prints: one line per fact about the build.
+std::string VersionText() {
+  std::string text = absl::StrCat("gradserve-server ", kVersion);
+  if (kGitCommit[0] != '\0') absl::StrAppend(&text, " (git ", kGitCommit, ")");
+  absl::StrAppend(&text, "\n");
+  // Further build facts go here, one line each (e.g. the SIMD kernel the library chose).
+  return text;
+}
+
+// --help lists the server's own flags (Abseil's default looks for flags in a file named after the
+// binary and finds none); --helpfull lists Abseil's too. --version prints VersionText().
+void ConfigureUsage() {
+  absl::SetProgramUsageMessage(
+      "Serves softmax cross-entropy gradients over gRPC (gradserve.v1).\n"
+      "Usage: gradserve-server [--flag=value]...");
+  absl::FlagsUsageConfig usage;
+  usage.normalize_filename = [](absl::string_view file) {
+    const size_t at = file.rfind("/server/");  // repository-relative: server/main.cc
+    return std::string(at == absl::string_view::npos ? file : file.substr(at + 1));
+  };
+  usage.contains_help_flags = [](absl::string_view file) { return absl::StartsWith(file, "server/"); };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.version_string = VersionText;
+  absl::SetFlagsUsageConfig(usage);
+}
+
 }  // namespace gradserve
 
 int main(int argc, char** argv) {
@@ -213,13 +274,14 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  absl::SetProgramUsageMessage("Serves softmax cross-entropy gradients over gRPC (gradserve.v1).");
+  gradserve::ConfigureUsage();
   absl::ParseCommandLine(argc, argv);
   const auto options = gradserve::OptionsFromFlags();
   if (!options.ok()) {
     std::cerr << "gradserve-server: " << options.status().message() << "\n";
     return 2;
   }
+  gradserve::RaiseDescriptorLimit();
   gradserve::KeepLargeBuffersOnTheHeap(options->limits.max_inflight_bytes);
   return gradserve::Serve(*options);
 }

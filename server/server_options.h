@@ -35,6 +35,8 @@ struct ServerOptions {
   double shutdown_grace_seconds = 20;
   double max_connection_age_seconds = 0;  // 0: connections live until the client closes them
   double keepalive_seconds = 60;          // ping a connection after this long without data
+  double handshake_timeout_seconds = 5;   // close connections not through TLS + HTTP/2 by then
+  int max_concurrent_streams = 100;       // calls open at once on one connection
 };
 
 }  // namespace gradserve

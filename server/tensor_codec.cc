@@ -26,10 +26,6 @@ constexpr v1::DataType DtypeOf() {
 
 }  // namespace
 
-std::string FormatShape(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
 absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits) {
   const v1::DataType d = logits.dtype();
   if (d != v1::DATA_TYPE_UNSPECIFIED && d != v1::DATA_TYPE_FLOAT32 && d != v1::DATA_TYPE_FLOAT64) {
@@ -59,7 +55,7 @@ absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, cons
     if (d < 0) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s.shape %s has a negative dimension", name,
-          FormatShape({t.shape().begin(), t.shape().end()})));
+          FormatShape(t.shape())));
     }
     if (d != 0 && n > limits.max_elements / d) n = limits.max_elements + 1;  // no overflow
     else n *= d;
@@ -71,7 +67,7 @@ absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, cons
     for (int64_t d : t.shape()) elements *= static_cast<double>(d);
     return absl::ResourceExhaustedError(absl::StrFormat(
         "%s with shape %s has %.6g elements, over the limit of %d set by --max_elements", name,
-        FormatShape({t.shape().begin(), t.shape().end()}), elements, limits.max_elements));
+        FormatShape(t.shape()), elements, limits.max_elements));
   }
   return n;
 }
@@ -90,7 +86,8 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
   InputTensor<T> out;
   out.shape_.assign(t.shape().begin(), t.shape().end());
   out.size_ = n;
-  const std::string shape = FormatShape(out.shape_);
+  // Formatted only for an error: a long shape costs an allocation per dimension.
+  const auto shape = [&out] { return FormatShape(out.shape_); };
   if (has_raw && has_values) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s has both raw and values set; exactly one must carry the data", name));
@@ -104,7 +101,7 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
     if (static_cast<int64_t>(t.raw().size()) != want) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s.raw has %d bytes, but shape %s of %s needs %d × %d = %d", name, t.raw().size(),
-          shape, DtypeName(d), n, DtypeSize(d), want));
+          shape(), DtypeName(d), n, DtypeSize(d), want));
     }
     const char* bytes = t.raw().data();
     const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(T) == 0;
@@ -132,7 +129,7 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
   if (has_values) {
     if (t.values_size() != n) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.values has %d numbers, but shape %s needs %d", name, t.values_size(), shape, n));
+          "%s.values has %d numbers, but shape %s needs %d", name, t.values_size(), shape(), n));
     }
     if constexpr (std::is_same_v<T, double>) {
       out.data_ = t.values().data();
@@ -144,7 +141,7 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
   }
   if (n != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s has shape %s (%d elements) but neither raw nor values", name, shape, n));
+        "%s has shape %s (%d elements) but neither raw nor values", name, shape(), n));
   }
   // Not null even when empty: to the library a null candidate means none was given.
   static constexpr T kEmpty[1] = {};

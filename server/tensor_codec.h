@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/shape_format.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "server/server_options.h"
 
@@ -37,8 +38,6 @@ absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits);
 // product(shape), checked: InvalidArgument for a negative dimension, ResourceExhausted above
 // `limits.max_elements` (checked before the product can overflow).
 absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, const Limits& limits);
-
-std::string FormatShape(const std::vector<int64_t>& shape);
 
 // A decoded input, as T: a view of the request's bytes, or a converted copy.
 template <typename T>

@@ -11,7 +11,17 @@
 #include "gtest/gtest.h"
 #include "lib/tensor.h"
 
-#define EXPECT_OK(expr) EXPECT_TRUE((expr).ok()) << (expr)
+// EXPECT_OK(status or StatusOr) << "more context": evaluates `expr` once (a call with side effects
+// must not run twice on failure) and prints its status; the switch keeps an else outside the
+// macro from binding to the macro's if, as gtest's own macros do.
+#define EXPECT_OK(expr)                                                                  \
+  switch (0)                                                                             \
+  case 0:                                                                                \
+  default:                                                                               \
+    if (const ::absl::Status gradserve_s_ = ::gradserve::testing::ToStatus(expr);        \
+        gradserve_s_.ok()) {                                                             \
+    } else                                                                               \
+      ADD_FAILURE() << #expr << " is " << gradserve_s_
 #define ASSERT_OK(expr)                                      \
   do {                                                       \
     const ::absl::Status gradserve_s_ = ::gradserve::testing::ToStatus(expr); \
