@@ -1,0 +1,4 @@
+# Half precision (FLOAT16 / BFLOAT16): the conversions and the blocked adapter in lib/, and the
+# real server answering half-precision requests.
+gradserve_test(half_test gradserve::lib)
+gradserve_test(half_rows_test gradserve::lib)
