@@ -6,8 +6,8 @@
 // Widening is exact. Narrowing rounds to nearest, ties to even, with IEEE overflow (values at or
 // past the midpoint between the largest finite value and the next power of two become ±Inf),
 // gradual underflow to subnormals and ±0, and NaN kept NaN (sign and leading payload kept, made
-// quiet). The conversions are integer bit arithmetic, so they do not depend on the floating-point
-// environment (flush-to-zero or denormals-are-zero modes change nothing).
+// quiet). The conversions are bit arithmetic (plus float32 additions and multiplications that are
+// exact or round to nearest, the default mode), unaffected by flush-to-zero or denormals-are-zero.
 //
 //   uint16_t h = FloatToHalf(HalfType::kFloat16, 0.1f);   // 0x2e66
 //   float back = HalfToFloat(HalfType::kFloat16, h);      // 0.0999755859375
@@ -58,58 +58,50 @@ inline float BitsFloat(uint32_t u) {
 
 }  // namespace internal
 
+// The conversions below are branch-free (every case computed, one selected), so that the bulk
+// loops at the end of this file vectorize.
+
 inline float Float16ToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   const uint32_t em = h & 0x7fff;  // exponent and mantissa
-  uint32_t bits;
-  if (em >= 0x7c00) {
-    bits = 0x7f800000u | ((em & 0x3ff) << 13);  // Inf, or NaN with its payload
-  } else if (em >= 0x0400) {
-    bits = (em << 13) + ((127 - 15) << 23);  // normal: rebias the exponent
-  } else {
-    // Subnormal (or zero): em · 2^-24, exact in float32 and never a float32 subnormal.
-    bits = internal::FloatBits(static_cast<float>(em) * 0x1p-24f);
-  }
-  return internal::BitsFloat(bits | sign);
+  // Normal: rebias the exponent (15 → 127). Inf/NaN (exponent 31): rebias twice more to reach
+  // 255, keeping NaN's payload. Subnormal or zero: em · 2^-24, exact in float32 and never a
+  // float32 subnormal.
+  const uint32_t normal = (em << 13) + ((127 - 15) << 23) + (em >= 0x7c00 ? (127 - 15) << 23 : 0);
+  const uint32_t tiny = internal::FloatBits(static_cast<float>(static_cast<int32_t>(em)) * 0x1p-24f);
+  const uint32_t is_tiny = 0u - static_cast<uint32_t>(em < 0x0400);  // all ones or zero
+  return internal::BitsFloat(((tiny & is_tiny) | (normal & ~is_tiny)) | sign);
 }
 
 inline float BFloat16ToFloat(uint16_t h) { return internal::BitsFloat(static_cast<uint32_t>(h) << 16); }
 
 inline uint16_t FloatToFloat16(float f) {
-  uint32_t x = internal::FloatBits(f);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  x &= 0x7fffffffu;
-  uint16_t out;
-  if (x > 0x7f800000u) {
-    out = static_cast<uint16_t>(0x7e00 | ((x >> 13) & 0x3ff));  // NaN: quiet, payload's top bits
-  } else if (x >= 0x477ff000u) {
-    out = 0x7c00;  // at or past 65520, the midpoint between 65504 and 2^16 (Inf included)
-  } else if (x >= 0x38800000u) {
-    // Normal in float16 (|f| >= 2^-14): drop 13 mantissa bits, rounding to nearest even; a carry
-    // into the exponent is the correct rounding up to the next binade.
-    const uint32_t odd = (x >> 13) & 1;
-    out = static_cast<uint16_t>((x - ((127 - 15) << 23) + 0xfff + odd) >> 13);
-  } else {
-    // Subnormal in float16: the value in units of 2^-24 is m · 2^-shift, rounded to nearest even.
-    const uint32_t exponent = x >> 23;
-    const uint32_t shift = 126 - exponent;  // >= 14 here; a float32 subnormal (exponent 0) is tiny
-    if (exponent == 0 || shift > 24) {
-      out = 0;  // below 2^-25: rounds to zero (2^-25 itself is a tie, to even zero, at shift 24)
-    } else {
-      const uint32_t m = (x & 0x7fffff) | 0x800000;
-      const uint32_t q = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-      out = static_cast<uint16_t>(q + (rest > half || (rest == half && (q & 1))));
-    }
-  }
-  return out | sign;
+  const uint32_t all = internal::FloatBits(f);
+  const uint32_t sign = (all >> 16) & 0x8000;
+  const uint32_t x = all & 0x7fffffffu;
+  // NaN: quiet, with the payload's top bits.
+  const uint32_t nan = 0x7e00 | ((x >> 13) & 0x3ff);
+  // Normal in float16 (|f| >= 2^-14): drop 13 mantissa bits, rounding to nearest even; a carry
+  // into the exponent is the correct rounding up to the next binade, and past 65504 to Inf.
+  const uint32_t normal = (x - ((127 - 15) << 23) + 0xfff + ((x >> 13) & 1)) >> 13;
+  // Subnormal in float16: adding 0.5 puts the value's units of 2^-24 in the low mantissa bits of
+  // a float32 in [0.5, 1), and the addition rounds them to nearest even. Float32 subnormals come
+  // out 0 either way, so flush-to-zero and denormals-are-zero modes change nothing.
+  const uint32_t tiny = internal::FloatBits(internal::BitsFloat(x) + 0.5f) - internal::FloatBits(0.5f);
+  const uint32_t out = x > 0x7f800000u    ? nan
+                       : x >= 0x477ff000u ? 0x7c00u  // at or past 65520, the midpoint to 2^16
+                       : x >= 0x38800000u ? normal
+                                          : tiny;
+  return static_cast<uint16_t>(out | sign);
 }
 
 inline uint16_t FloatToBFloat16(float f) {
   const uint32_t x = internal::FloatBits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // quiet NaN
   // Adding 0x7fff (+1 when the kept part is odd) carries exactly when the dropped half rounds up;
   // past the largest bfloat16 the carry reaches the exponent and gives Inf, as it should.
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+  const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1)) >> 16;
+  const uint32_t nan = (x >> 16) | 0x40;  // quiet NaN, sign and payload's top bits kept
+  return static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
 inline float HalfToFloat(HalfType t, uint16_t h) {

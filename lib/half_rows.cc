@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -18,12 +19,14 @@ namespace {
 // source and destination, large enough that the per-block calls cost nothing.
 constexpr int64_t kBlockFloats = int64_t{1} << 16;
 
-// Calls `body(begin, end, inner)` over blocks of rows, each at most kBlockFloats / floats_per_row
-// rows (at least one), blocks running in parallel. `inner` is the context for the float32 calls
-// on one block: single-threaded (the parallelism is across blocks), same cancellation. The first
-// error any block returns is the result; blocks after it are skipped.
-absl::Status ForEachBlock(int64_t rows, int64_t floats_per_row, const ExecContext& ctx,
-                          const std::function<absl::Status(int64_t, int64_t, const ExecContext&)>& body) {
+// Calls `body(begin, end, inner, scratch)` over blocks of rows, each at most
+// kBlockFloats / floats_per_row rows (at least one), blocks running in parallel. `scratch` holds
+// floats_per_row floats per row of the block, uninitialised: the body carves its float32 arrays
+// from it. `inner` is the context for the float32 calls on one block: single-threaded (the
+// parallelism is across blocks), same cancellation. The first error any block returns is the
+// result; blocks after it are skipped.
+using BlockFn = std::function<absl::Status(int64_t, int64_t, const ExecContext&, float*)>;
+absl::Status ForEachBlock(int64_t rows, int64_t floats_per_row, const ExecContext& ctx, const BlockFn& body) {
   const int64_t per_row = std::max<int64_t>(floats_per_row, 1);
   const int64_t block = std::max<int64_t>(1, kBlockFloats / per_row);
   ExecContext inner;
@@ -33,12 +36,14 @@ absl::Status ForEachBlock(int64_t rows, int64_t floats_per_row, const ExecContex
   absl::Status first = absl::OkStatus();
   bool failed = false;  // guarded by mu
   const absl::Status loop = ParallelForRows(rows, per_row, ctx, [&](int64_t begin, int64_t end) {
+    // Not zeroed: every float is written before it is read.
+    const std::unique_ptr<float[]> scratch(new float[std::min(block, end - begin) * per_row]);
     for (int64_t b = begin; b < end; b += block) {
       {
         std::lock_guard<std::mutex> lock(mu);
         if (failed) return;
       }
-      absl::Status s = body(b, std::min(end, b + block), inner);
+      absl::Status s = body(b, std::min(end, b + block), inner, scratch.get());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (!failed) first = std::move(s);
@@ -51,26 +56,22 @@ absl::Status ForEachBlock(int64_t rows, int64_t floats_per_row, const ExecContex
   return loop;
 }
 
-// Rows [begin, end) of a half matrix, widened into `scratch` (resized), as a float32 view.
-ConstMatrixMap<float> WidenRows(HalfType type, HalfMatrix m, int64_t begin, int64_t end,
-                                std::vector<float>& scratch) {
+// Rows [begin, end) of a half matrix, widened into `dst`, as a float32 view.
+ConstMatrixMap<float> WidenRows(HalfType type, HalfMatrix m, int64_t begin, int64_t end, float* dst) {
   const int64_t c = m.cols();
-  scratch.resize((end - begin) * c);
-  WidenHalf(type, m.data() + begin * c, scratch.data(), (end - begin) * c);
-  return ConstMatrixMap<float>(scratch.data(), end - begin, c);
+  WidenHalf(type, m.data() + begin * c, dst, (end - begin) * c);
+  return ConstMatrixMap<float>(dst, end - begin, c);
 }
 
-// Rounds a float32 block into rows [begin, ...) of a half output (nothing when it is empty).
-void NarrowRows(HalfType type, const std::vector<float>& block, HalfMatrixOut out, int64_t begin) {
-  if (out.data() == nullptr) return;
-  NarrowToHalf(type, block.data(), out.data() + begin * out.cols(), static_cast<int64_t>(block.size()));
+// Rounds a float32 block (empty: nothing) into rows [begin, ...) of a half output.
+void NarrowRows(HalfType type, const MatrixMap<float>& block, HalfMatrixOut out, int64_t begin) {
+  if (out.data() == nullptr || block.data() == nullptr) return;
+  NarrowToHalf(type, block.data(), out.data() + begin * out.cols(), block.size());
 }
 
-// A float32 output view over `scratch` sized for `rows` × `cols`, or NoMatrix when not wanted.
-MatrixMap<float> Scratch(bool wanted, std::vector<float>& scratch, int64_t rows, int64_t cols) {
-  if (!wanted) return NoMatrix<float>();
-  scratch.resize(rows * cols);
-  return MatrixMap<float>(scratch.data(), rows, cols);
+// A float32 view of `rows` × `cols` at `dst`, or NoMatrix when not wanted.
+MatrixMap<float> Scratch(bool wanted, float* dst, int64_t rows, int64_t cols) {
+  return wanted ? MatrixMap<float>(dst, rows, cols) : NoMatrix<float>();
 }
 
 absl::Status ValidateIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
@@ -127,6 +128,12 @@ double HalfProbabilitySumTolerance(HalfType type, int64_t classes) {
 
 absl::Status ValidateHalfFiniteLogits(HalfType type, HalfMatrix logits) {
   const int64_t n = logits.size();
+  const uint16_t exponent = type == HalfType::kFloat16 ? 0x7c00 : 0x7f80;
+  // ±Inf and NaN are the magnitudes at or above the all-ones exponent: a max-reduction (which
+  // vectorizes) decides, and only a failure searches for the first.
+  uint16_t largest = 0;
+  for (int64_t k = 0; k < n; ++k) largest = std::max<uint16_t>(largest, logits.data()[k] & 0x7fff);
+  if (largest < exponent) return absl::OkStatus();
   for (int64_t k = 0; k < n; ++k) {
     if (!HalfIsNonFinite(type, logits.data()[k])) continue;
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -171,12 +178,12 @@ absl::Status HalfSoftmax(HalfType type, HalfMatrix logits, HalfMatrixOut probabi
     }
   }
   GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(type, logits));
-  return ForEachBlock(logits.rows(), c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner) {
-    std::vector<float> z, p, lp;
-    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, z);
-    GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, Scratch(probabilities.data() != nullptr, p, e - b, c),
-                                             Scratch(log_probabilities.data() != nullptr, lp, e - b, c),
-                                             inner));
+  return ForEachBlock(logits.rows(), 3 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
+    const int64_t size = (e - b) * c;
+    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, s);
+    const MatrixMap<float> p = Scratch(probabilities.data() != nullptr, s + size, e - b, c);
+    const MatrixMap<float> lp = Scratch(log_probabilities.data() != nullptr, s + 2 * size, e - b, c);
+    GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, p, lp, inner));
     NarrowRows(type, p, probabilities, b);
     NarrowRows(type, lp, log_probabilities, b);
     return absl::OkStatus();
@@ -194,15 +201,16 @@ absl::Status HalfSoftmaxVjp(HalfType type, HalfMatrix logits, HalfMatrix grad_pr
         grad_probabilities.rows(), grad_probabilities.cols(), grad_logits.rows(), grad_logits.cols(), n, c));
   }
   GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(type, logits));
-  return ForEachBlock(n, 2 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner) {
-    std::vector<float> z, p, g, out;
-    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, z);
-    const MatrixMap<float> pf = Scratch(true, p, e - b, c);
+  return ForEachBlock(n, 4 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
+    const int64_t size = (e - b) * c;
+    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, s);
+    const MatrixMap<float> pf = Scratch(true, s + size, e - b, c);
     GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, pf, NoMatrix<float>(), inner));
-    const ConstMatrixMap<float> gf = WidenRows(type, grad_probabilities, b, e, g);
-    GRADSERVE_RETURN_IF_ERROR(SoftmaxVjp<float>(ConstMatrixMap<float>(pf.data(), e - b, c), gf, Scratch(true, out, e - b, c), inner));
+    const ConstMatrixMap<float> gf = WidenRows(type, grad_probabilities, b, e, s + 2 * size);
+    const MatrixMap<float> out = Scratch(true, s + 3 * size, e - b, c);
+    GRADSERVE_RETURN_IF_ERROR(SoftmaxVjp<float>(ConstMatrixMap<float>(pf.data(), e - b, c), gf, out, inner));
     NarrowRows(type, out, grad_logits, b);
-    NarrowRows(type, p, probabilities, b);
+    NarrowRows(type, pf, probabilities, b);
     return absl::OkStatus();
   });
 }
@@ -211,13 +219,14 @@ absl::Status HalfSoftmaxJacobian(HalfType type, HalfMatrix logits, uint16_t* jac
                                  const ExecContext& ctx) {
   const int64_t c = logits.cols();
   GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(type, logits));
-  return ForEachBlock(logits.rows(), c * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner) {
-    std::vector<float> z, p, j(static_cast<size_t>((e - b) * c * c));
-    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, z);
-    const MatrixMap<float> pf = Scratch(true, p, e - b, c);
+  return ForEachBlock(logits.rows(), c * c + 2 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
+    const int64_t size = (e - b) * c;
+    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, s);
+    const MatrixMap<float> pf = Scratch(true, s + size, e - b, c);
+    float* j = s + 2 * size;
     GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, pf, NoMatrix<float>(), inner));
-    GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<float>(ConstMatrixMap<float>(pf.data(), e - b, c), j.data(), inner));
-    NarrowToHalf(type, j.data(), jacobian + b * c * c, static_cast<int64_t>(j.size()));
+    GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<float>(ConstMatrixMap<float>(pf.data(), e - b, c), j, inner));
+    NarrowToHalf(type, j, jacobian + b * c * c, size * c);
     return absl::OkStatus();
   });
 }
@@ -269,20 +278,20 @@ absl::StatusOr<LossSummary> HalfCrossEntropy(const HalfLossProblem& p,
   block_options.reduction = Reduction::kNone;
   block_options.probability_sum_tolerance = HalfProbabilitySumTolerance(p.type, c);
   const int64_t arrays = 2 + (p.targets.is_probabilities ? 1 : 0) + (want_grad_probs ? 1 : 0);
-  GRADSERVE_RETURN_IF_ERROR(ForEachBlock(n, arrays * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner) {
-    std::vector<float> z, t, g, gp;
-    const ConstMatrixMap<float> zf = WidenRows(p.type, p.logits, b, e, z);
+  GRADSERVE_RETURN_IF_ERROR(ForEachBlock(n, arrays * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
+    const int64_t size = (e - b) * c;
+    const ConstMatrixMap<float> zf = WidenRows(p.type, p.logits, b, e, s);
     const Targets<float> targets =
         p.targets.is_probabilities
-            ? Targets<float>::Probabilities(WidenRows(p.type, p.targets.probabilities, b, e, t))
+            ? Targets<float>::Probabilities(WidenRows(p.type, p.targets.probabilities, b, e, s + size))
             : Targets<float>::ClassIndices(p.targets.class_indices.subspan(b, e - b));
-    const LossOutputs<float> block_out{absl::MakeSpan(row_loss.data() + b, e - b),
-                                       Scratch(want_grad, g, e - b, c),
-                                       Scratch(want_grad_probs, gp, e - b, c)};
-    const absl::StatusOr<LossSummary> s = CrossEntropy<float>(
+    float* outputs = s + (p.targets.is_probabilities ? 2 : 1) * size;
+    const MatrixMap<float> g = Scratch(want_grad, outputs, e - b, c);
+    const MatrixMap<float> gp = Scratch(want_grad_probs, outputs + size, e - b, c);
+    const absl::StatusOr<LossSummary> r = CrossEntropy<float>(
         LossProblem<float>{zf, targets, block_options}, absl::MakeConstSpan(row_scale.data() + b, e - b),
-        method, block_out, inner);
-    if (!s.ok()) return s.status();
+        method, LossOutputs<float>{absl::MakeSpan(row_loss.data() + b, e - b), g, gp}, inner);
+    if (!r.ok()) return r.status();
     NarrowRows(p.type, g, out.grad_logits, b);
     NarrowRows(p.type, gp, out.grad_probabilities, b);
     return absl::OkStatus();
