@@ -322,6 +322,20 @@ TEST_F(ServerHalfTest, InputErrors) {
   s = forward(req);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("each row must sum to 1 within 0.0117188 (bfloat16"), std::string::npos) << s.error_message();
+  // Half targets with float32 logits get the half tolerance too.
+  pb::Tensor z32;
+  z32.add_shape(1);
+  z32.add_shape(3);
+  z32.set_dtype(pb::DATA_TYPE_FLOAT32);
+  z32.add_values(1);
+  z32.add_values(2);
+  z32.add_values(3);
+  *req.mutable_logits() = z32;
+  *req.mutable_targets()->mutable_probabilities() = HalfRaw(bf16, {1, 3}, {0.3, 0.3, 0.4});
+  EXPECT_TRUE(forward(req).ok());
+  *req.mutable_targets()->mutable_probabilities() = HalfValues(bf16, {1, 3}, {0.5, 0.5, 0.1});
+  s = forward(req);
+  EXPECT_NE(s.error_message().find("within 0.0117188 (half-precision targets)"), std::string::npos) << s.error_message();
 }
 
 TEST(ServerHalfLimitsTest, MessageSizeRefusalsNameTheRemedies) {
