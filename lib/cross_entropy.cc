@@ -74,13 +74,14 @@ absl::Status ValidateClassIndices(absl::Span<const int64_t> ids, int64_t batch, 
 }
 
 template <typename T>
-absl::Status ValidateProbabilities(ConstMatrixMap<T> t, int64_t batch, int64_t classes) {
+absl::Status ValidateProbabilities(ConstMatrixMap<T> t, int64_t batch, int64_t classes,
+                                   double tolerance) {
   if (t.rows() != batch || t.cols() != classes) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "targets.probabilities has shape [%d, %d] but logits have shape [%d, %d]", t.rows(),
         t.cols(), batch, classes));
   }
-  const double tol = ProbabilitySumTolerance<T>();
+  const double tol = tolerance > 0.0 ? tolerance : ProbabilitySumTolerance<T>();
   for (int64_t i = 0; i < batch; ++i) {
     double sum = 0.0;
     for (int64_t j = 0; j < classes; ++j) {
@@ -95,7 +96,8 @@ absl::Status ValidateProbabilities(ConstMatrixMap<T> t, int64_t batch, int64_t c
     if (!(std::abs(sum - 1.0) <= tol)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "targets.probabilities row %d sums to %.9g; each row must sum to 1 within %g (%s)", i,
-          sum, tol, sizeof(T) == 4 ? "float32" : "float64"));
+          sum, tol,
+          tolerance > 0.0 ? "half-precision targets" : sizeof(T) == 4 ? "float32" : "float64"));
     }
   }
   return absl::OkStatus();
@@ -116,7 +118,8 @@ absl::Status ValidateInputs(const LossProblem<T>& p) {
         "targets.probabilities",
         *p.options.ignore_index));
   }
-  return ValidateProbabilities<T>(p.targets.probabilities, n, c);
+  return ValidateProbabilities<T>(p.targets.probabilities, n, c,
+                                  p.options.probability_sum_tolerance);
 }
 
 template <typename T>

@@ -44,6 +44,9 @@ struct LossOptions {
   double label_smoothing = 0.0;             // in [0, 1]
   absl::Span<const double> class_weights;   // empty: every weight is 1
   std::optional<int64_t> ignore_index;      // class-index targets only
+  // How far a probability-target row's sum may be from 1; 0: the dtype's own (1e-6 float64,
+  // 1e-4 float32). Half-precision targets set max(1e-4, classes · u).
+  double probability_sum_tolerance = 0.0;
 };
 
 template <typename T>

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_format.h"
 #include "lib/cross_entropy.h"
+#include "lib/half_rows.h"
 #include "lib/softmax.h"
 #include "lib/status_macros.h"
 #include "server/limits.h"
@@ -44,6 +45,21 @@ absl::Status ValidateCombination(const v1::BackwardRequest& req, bool has_target
   return absl::OkStatus();
 }
 
+// Limits before any work: the Jacobian's size, and the whole response's.
+absl::Status CheckBackwardResponse(const v1::BackwardRequest& req, int64_t n, int64_t c,
+                                   const Limits& limits, const TensorFormat& format) {
+  const bool chain = req.method() == v1::METHOD_CHAIN_RULE;
+  const int64_t matrix_bytes = WireBytes(n * c, format.dtype, format.encoding);
+  int64_t response_bytes = matrix_bytes * (1 + (chain ? 1 : 0) + (req.return_probabilities() ? 1 : 0));
+  if (req.return_jacobian()) {
+    GRADSERVE_RETURN_IF_ERROR(CheckCubicLimit("return_jacobian", n, c, limits.max_jacobian_elements,
+                                              "--max_jacobian_elements"));
+    response_bytes += WireBytes(n * c * c, format.dtype, format.encoding);
+  }
+  return CheckResponseSize(response_bytes, limits,
+                           req.return_jacobian() ? "with the Jacobian" : "gradients");
+}
+
 template <typename T>
 absl::Status Backward(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
                       const Limits& limits, const TensorFormat& format, const ExecContext& exec) {
@@ -56,16 +72,7 @@ absl::Status Backward(const v1::BackwardRequest& req, v1::BackwardResponse* resp
   const Encoding enc = format.encoding;
   const bool chain = req.method() == v1::METHOD_CHAIN_RULE;
 
-  // Limits before any work: the Jacobian's size, and the whole response's.
-  const int64_t matrix_bytes = WireBytes(n * c, format.dtype, enc);
-  int64_t response_bytes = matrix_bytes * (1 + (chain ? 1 : 0) + (req.return_probabilities() ? 1 : 0));
-  if (req.return_jacobian()) {
-    GRADSERVE_RETURN_IF_ERROR(CheckCubicLimit("return_jacobian", n, c, limits.max_jacobian_elements,
-                                              "--max_jacobian_elements"));
-    response_bytes += WireBytes(n * c * c, format.dtype, enc);
-  }
-  GRADSERVE_RETURN_IF_ERROR(CheckResponseSize(response_bytes, limits,
-                                              req.return_jacobian() ? "with the Jacobian" : "gradients"));
+  GRADSERVE_RETURN_IF_ERROR(CheckBackwardResponse(req, n, c, limits, format));
 
   std::optional<InputTensor<T>> grad_probs_in;
   std::optional<InputTensor<T>> grad_loss;
@@ -136,11 +143,88 @@ absl::Status Backward(const v1::BackwardRequest& req, v1::BackwardResponse* resp
   return absl::OkStatus();
 }
 
+// A FLOAT16 / BFLOAT16 request: every input rounded to the logits' half type, the math in float32
+// over bounded blocks of rows, every output rounded back.
+absl::Status BackwardHalf(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
+                          const Limits& limits, const TensorFormat& format, const ExecContext& exec) {
+  const bool has_targets = HasTargets(req.has_targets(), req.targets());
+  GRADSERVE_RETURN_IF_ERROR(ValidateCombination(req, has_targets));
+  GRADSERVE_ASSIGN_OR_RETURN(
+      const LossRequest<uint16_t> lr,
+      LossRequest<uint16_t>::Decode(req.logits(), has_targets ? &req.targets() : nullptr, req.options(), limits));
+  const int64_t n = lr.rows(), c = lr.classes();
+  const HalfType type = lr.half_type();
+  const Encoding enc = format.encoding;
+  const bool chain = req.method() == v1::METHOD_CHAIN_RULE;
+  GRADSERVE_RETURN_IF_ERROR(CheckBackwardResponse(req, n, c, limits, format));
+
+  std::optional<InputTensor<uint16_t>> grad_probs_in;
+  std::vector<float> grad_loss;  // widened: one value, or one per row
+  if (!has_targets) {
+    GRADSERVE_ASSIGN_OR_RETURN(grad_probs_in, DecodeHalfTensor(req.grad_probabilities(), "grad_probabilities", limits, type));
+    GRADSERVE_RETURN_IF_ERROR(ValidateShape("grad_probabilities", grad_probs_in->shape(),
+                                            lr.logits_shape(), "logits have shape"));
+  } else if (req.has_grad_loss()) {
+    GRADSERVE_ASSIGN_OR_RETURN(const InputTensor<uint16_t> g,
+                               DecodeHalfTensor(req.grad_loss(), "grad_loss", limits, type));
+    GRADSERVE_RETURN_IF_ERROR(ValidateShape(
+        "grad_loss", g.shape(), lr.loss_shape(),
+        req.options().reduction() == v1::REDUCTION_NONE ? "the loss (reduction NONE) has shape"
+                                                        : "the loss has shape"));
+    grad_loss.resize(g.size());
+    WidenHalf(type, g.data(), grad_loss.data(), g.size());
+  }
+
+  auto out = [&](v1::Tensor* proto, std::vector<int64_t> shape) {
+    return OutputTensor<uint16_t>(proto, shape, enc, type);
+  };
+  OutputTensor<uint16_t> grad = out(resp->mutable_grad_logits(), lr.logits_shape());
+  const HalfMatrixOut grad_map(grad.data(), n, c);
+  std::optional<OutputTensor<uint16_t>> probs_out;
+  if (req.return_probabilities()) probs_out.emplace(resp->mutable_probabilities(), lr.logits_shape(), enc, type);
+  const HalfMatrixOut probs_map = probs_out ? HalfMatrixOut(probs_out->data(), n, c) : NoMatrix<uint16_t>();
+
+  if (!has_targets) {
+    const HalfMatrix g(grad_probs_in->data(), n, c);
+    GRADSERVE_RETURN_IF_ERROR(HalfSoftmaxVjp(type, lr.logits(), g, grad_map, probs_map, exec));
+    if (chain) {  // dL/dA is the caller's own, as rounded to the half type
+      OutputTensor<uint16_t> echo = out(resp->mutable_grad_probabilities(), lr.logits_shape());
+      std::copy(g.data(), g.data() + n * c, echo.data());
+      echo.Commit();
+    }
+  } else {
+    const std::vector<int64_t> loss_shape = lr.loss_shape();
+    OutputTensor<uint16_t> loss = out(resp->mutable_loss(), loss_shape);
+    std::optional<OutputTensor<uint16_t>> grad_probs;
+    if (chain) grad_probs.emplace(resp->mutable_grad_probabilities(), lr.logits_shape(), enc, type);
+    const HalfLossOutputs outputs{absl::MakeSpan(loss.data(), loss_shape.empty() ? 1 : loss_shape[0]),
+                                  grad_map,
+                                  chain ? HalfMatrixOut(grad_probs->data(), n, c) : NoMatrix<uint16_t>()};
+    GRADSERVE_ASSIGN_OR_RETURN(
+        const LossSummary summary,
+        HalfCrossEntropy(lr.half_problem(), grad_loss, chain ? Method::kChainRule : Method::kFused, outputs, exec));
+    loss.Commit();
+    if (grad_probs) grad_probs->Commit();
+    resp->set_reduction_denominator(summary.reduction_denominator);
+    if (probs_out) GRADSERVE_RETURN_IF_ERROR(HalfSoftmax(type, lr.logits(), probs_map, NoMatrix<uint16_t>(), exec));
+  }
+  grad.Commit();
+  if (probs_out) probs_out->Commit();
+
+  if (req.return_jacobian()) {
+    OutputTensor<uint16_t> jacobian = out(resp->mutable_jacobian(), lr.Unbatch({n, c, c}));
+    GRADSERVE_RETURN_IF_ERROR(HalfSoftmaxJacobian(type, lr.logits(), jacobian.data(), exec));
+    jacobian.Commit();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunBackward(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
                          const Limits& limits, const ExecContext& exec) {
   GRADSERVE_ASSIGN_OR_RETURN(const TensorFormat format, LogitsFormat(req.logits()));
+  if (HalfTypeOf(format.dtype)) return BackwardHalf(req, resp, limits, format, exec);
   return format.dtype == v1::DATA_TYPE_FLOAT32 ? Backward<float>(req, resp, limits, format, exec)
                                                : Backward<double>(req, resp, limits, format, exec);
 }

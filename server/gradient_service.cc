@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/strings/str_format.h"
+#include "server/limits.h"
 #include "server/rpc_logic.h"
 #include "server/status_util.h"
 
@@ -84,12 +85,8 @@ absl::Status GradientService::Authenticate(const grpc::CallbackServerContext& ct
 }
 
 absl::Status GradientService::Admit(size_t bytes) {
-  const int64_t limit = options_.limits.max_message_bytes;
-  if (static_cast<int64_t>(bytes) > limit) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "request is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
-        bytes / 1048576.0, limit / 1048576.0));
-  }
+  const absl::Status size = CheckRequestSize(static_cast<int64_t>(bytes), options_.limits);
+  if (!size.ok()) return size;
   const int64_t cost = kInflightFactor * static_cast<int64_t>(bytes);
   const int64_t before = inflight_bytes_.fetch_add(cost);
   // A lone request is always admitted, so a limit below one request's cost cannot starve it.

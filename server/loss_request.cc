@@ -4,6 +4,20 @@
 #include "lib/status_macros.h"
 
 namespace gradserve {
+namespace {
+
+// One input tensor in the request's compute type: float/double, or `half` bit patterns.
+template <typename T>
+absl::StatusOr<InputTensor<T>> DecodeAs(const v1::Tensor& t, const char* name, const Limits& limits,
+                                        std::optional<HalfType> half) {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    return DecodeHalfTensor(t, name, limits, *half);
+  } else {
+    return DecodeTensor<T>(t, name, limits);
+  }
+}
+
+}  // namespace
 
 bool HasTargets(bool has_field, const v1::Targets& targets) {
   return has_field && targets.kind_case() != v1::Targets::KIND_NOT_SET;
@@ -20,7 +34,11 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
                                                       const v1::LossOptions& options,
                                                       const Limits& limits) {
   LossRequest r;
-  GRADSERVE_ASSIGN_OR_RETURN(r.logits_, DecodeTensor<T>(logits, "logits", limits));
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    r.half_ = HalfTypeOf(logits.dtype());
+    if (!r.half_) return absl::InternalError("a half-precision request needs FLOAT16 or BFLOAT16 logits");
+  }
+  GRADSERVE_ASSIGN_OR_RETURN(r.logits_, DecodeAs<T>(logits, "logits", limits, r.half_));
   const std::vector<int64_t>& shape = r.logits_.shape();
   if (shape.size() != 1 && shape.size() != 2) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -60,8 +78,13 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
       }
     } else {
       r.probability_targets_ = true;
-      GRADSERVE_ASSIGN_OR_RETURN(r.probabilities_,
-                                 DecodeTensor<T>(targets->probabilities(), "targets.probabilities", limits));
+      GRADSERVE_ASSIGN_OR_RETURN(
+          r.probabilities_,
+          DecodeAs<T>(targets->probabilities(), "targets.probabilities", limits, r.half_));
+      // Half-precision targets cannot sum to 1 closer than their rounding allows.
+      if (const std::optional<HalfType> h = HalfTypeOf(targets->probabilities().dtype())) {
+        r.options_.probability_sum_tolerance = HalfProbabilitySumTolerance(*h, r.classes_);
+      }
       if (r.probabilities_.shape() != shape) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "targets.probabilities has shape %s but logits have shape %s",
@@ -77,19 +100,15 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
     const std::vector<int64_t> zeros(r.rows_, 0);
     LossOptions options = r.options_;
     options.ignore_index.reset();
-    GRADSERVE_RETURN_IF_ERROR(
-        ValidateLossProblem(LossProblem<T>{r.logits(), Targets<T>::ClassIndices(zeros), options}));
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      GRADSERVE_RETURN_IF_ERROR(ValidateHalfLossProblem(
+          HalfLossProblem{*r.half_, r.logits(), HalfTargets::ClassIndices(zeros), options}));
+    } else {
+      GRADSERVE_RETURN_IF_ERROR(
+          ValidateLossProblem(LossProblem<T>{r.logits(), Targets<T>::ClassIndices(zeros), options}));
+    }
   }
   return r;
-}
-
-template <typename T>
-LossProblem<T> LossRequest<T>::problem() const {
-  return {logits(),
-          probability_targets_
-              ? Targets<T>::Probabilities(ConstMatrixMap<T>(probabilities_.data(), rows_, classes_))
-              : Targets<T>::ClassIndices(class_indices_),
-          options_};
 }
 
 template <typename T>
@@ -106,5 +125,6 @@ std::vector<int64_t> LossRequest<T>::Unbatch(std::vector<int64_t> shape) const {
 
 template class LossRequest<float>;
 template class LossRequest<double>;
+template class LossRequest<uint16_t>;
 
 }  // namespace gradserve

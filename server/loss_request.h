@@ -1,14 +1,19 @@
 // Decodes the loss part shared by Forward, Backward and VerifyGradient requests (logits, targets,
-// options) into a library LossProblem over the request's own bytes.
+// options) into a library LossProblem over the request's own bytes. T is the compute type: float
+// or double, or uint16_t for a half-precision request (the logits' FLOAT16 / BFLOAT16 bit
+// patterns; its problem is a HalfLossProblem, every float input rounded to that type).
 #ifndef GRADSERVE_SERVER_LOSS_REQUEST_H_
 #define GRADSERVE_SERVER_LOSS_REQUEST_H_
 
 #include <cstdint>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "lib/cross_entropy.h"
+#include "lib/half_rows.h"
 #include "server/server_options.h"
 #include "server/tensor_codec.h"
 
@@ -29,7 +34,24 @@ class LossRequest {
                                             const v1::LossOptions& options, const Limits& limits);
 
   // The problem; valid while the request and this object live.
-  LossProblem<T> problem() const;
+  template <typename U = T, typename = std::enable_if_t<!std::is_same_v<U, uint16_t>>>
+  LossProblem<T> problem() const {
+    return {logits(),
+            probability_targets_
+                ? Targets<T>::Probabilities(ConstMatrixMap<T>(probabilities_.data(), rows_, classes_))
+                : Targets<T>::ClassIndices(class_indices_),
+            options_};
+  }
+  // The same for a half-precision request (T = uint16_t).
+  template <typename U = T, typename = std::enable_if_t<std::is_same_v<U, uint16_t>>>
+  HalfLossProblem half_problem() const {
+    return {*half_, logits(),
+            probability_targets_
+                ? HalfTargets::Probabilities(HalfMatrix(probabilities_.data(), rows_, classes_))
+                : HalfTargets::ClassIndices(class_indices_),
+            options_};
+  }
+  HalfType half_type() const { return *half_; }
   ConstMatrixMap<T> logits() const { return ConstMatrixMap<T>(logits_.data(), rows_, classes_); }
   bool has_targets() const { return has_targets_; }
   bool unbatched() const { return unbatched_; }
@@ -42,6 +64,7 @@ class LossRequest {
   std::vector<int64_t> Unbatch(std::vector<int64_t> shape) const;
 
  private:
+  std::optional<HalfType> half_;  // T = uint16_t only
   InputTensor<T> logits_;
   InputTensor<T> probabilities_;
   bool unbatched_ = false;

@@ -1,5 +1,6 @@
 #include "server/tensor_codec.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -13,22 +14,125 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw tensors are little
 namespace gradserve {
 namespace {
 
-const char* DtypeName(v1::DataType d) {
-  return d == v1::DATA_TYPE_FLOAT32 ? "float32" : d == v1::DATA_TYPE_FLOAT64 ? "float64" : "unspecified";
+bool IsKnownDtype(v1::DataType d) {
+  return d == v1::DATA_TYPE_UNSPECIFIED || d == v1::DATA_TYPE_FLOAT32 ||
+         d == v1::DATA_TYPE_FLOAT64 || d == v1::DATA_TYPE_FLOAT16 || d == v1::DATA_TYPE_BFLOAT16;
 }
 
-int64_t DtypeSize(v1::DataType d) { return d == v1::DATA_TYPE_FLOAT32 ? 4 : 8; }
+constexpr char kRawDtypes[] =
+    "DATA_TYPE_FLOAT32, DATA_TYPE_FLOAT64, DATA_TYPE_FLOAT16 or DATA_TYPE_BFLOAT16";
+
+int64_t DtypeSize(v1::DataType d) {
+  return d == v1::DATA_TYPE_FLOAT32 ? 4 : d == v1::DATA_TYPE_FLOAT64 ? 8 : 2;
+}
 
 template <typename T>
 constexpr v1::DataType DtypeOf() {
   return std::is_same_v<T, float> ? v1::DATA_TYPE_FLOAT32 : v1::DATA_TYPE_FLOAT64;
 }
 
+// Element k of a length-checked raw buffer of dtype `d`, exactly, as a double.
+double RawValue(const char* bytes, v1::DataType d, int64_t k) {
+  switch (d) {
+    case v1::DATA_TYPE_FLOAT32: {
+      float v;
+      std::memcpy(&v, bytes + 4 * k, 4);
+      return v;
+    }
+    case v1::DATA_TYPE_FLOAT64: {
+      double v;
+      std::memcpy(&v, bytes + 8 * k, 8);
+      return v;
+    }
+    default: {
+      uint16_t h;
+      std::memcpy(&h, bytes + 2 * k, 2);
+      return HalfToFloat(*HalfTypeOf(d), h);
+    }
+  }
+}
+
+// `v` rounded to `type`; InvalidArgument when a finite `v` becomes ±Inf there.
+absl::StatusOr<uint16_t> RoundToHalf(double v, HalfType type, const char* name, const char* field,
+                                     int64_t k) {
+  const uint16_t h = DoubleToHalf(type, v);
+  if (std::isfinite(v) && HalfIsNonFinite(type, h)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.%s[%d] is %g, which rounds to %sInf in %s (largest finite %g)", name, field, k, v,
+        v > 0 ? "+" : "-", HalfTypeName(type), HalfMax(type)));
+  }
+  return h;
+}
+
+// The checks every tensor gets, whatever it decodes to: element count, known dtype, one of
+// raw / values, and the byte or value count matching the shape.
+struct Layout {
+  int64_t n = 0;
+  std::vector<int64_t> shape;
+  bool has_raw = false, has_values = false;
+};
+
+absl::StatusOr<Layout> CheckLayout(const v1::Tensor& t, const char* name, const Limits& limits) {
+  const auto n_or = ElementCount(t, name, limits);
+  if (!n_or.ok()) return n_or.status();
+  Layout l;
+  l.n = *n_or;
+  const v1::DataType d = t.dtype();
+  if (!IsKnownDtype(d)) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s.dtype %d is not a known DataType", name, d));
+  }
+  l.has_raw = !t.raw().empty();
+  l.has_values = t.values_size() > 0;
+  l.shape.assign(t.shape().begin(), t.shape().end());
+  // Formatted only for an error: a long shape costs an allocation per dimension.
+  const auto shape = [&l] { return FormatShape(l.shape); };
+  if (l.has_raw && l.has_values) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s has both raw and values set; exactly one must carry the data", name));
+  }
+  if (l.has_raw) {
+    if (d == v1::DATA_TYPE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s.raw needs dtype %s", name, kRawDtypes));
+    }
+    const int64_t want = l.n * DtypeSize(d);  // n <= max_elements, so no overflow
+    if (static_cast<int64_t>(t.raw().size()) != want) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.raw has %d bytes, but shape %s of %s needs %d × %d = %d", name, t.raw().size(),
+          shape(), DtypeName(d), l.n, DtypeSize(d), want));
+    }
+  } else if (l.has_values) {
+    if (t.values_size() != l.n) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.values has %d numbers, but shape %s needs %d", name, t.values_size(), shape(), l.n));
+    }
+  } else if (l.n != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s has shape %s (%d elements) but neither raw nor values", name, shape(), l.n));
+  }
+  return l;
+}
+
 }  // namespace
+
+std::optional<HalfType> HalfTypeOf(v1::DataType d) {
+  if (d == v1::DATA_TYPE_FLOAT16) return HalfType::kFloat16;
+  if (d == v1::DATA_TYPE_BFLOAT16) return HalfType::kBFloat16;
+  return std::nullopt;
+}
+
+const char* DtypeName(v1::DataType d) {
+  switch (d) {
+    case v1::DATA_TYPE_FLOAT32: return "float32";
+    case v1::DATA_TYPE_FLOAT64: return "float64";
+    case v1::DATA_TYPE_FLOAT16: return "float16";
+    case v1::DATA_TYPE_BFLOAT16: return "bfloat16";
+    default: return "unspecified";
+  }
+}
 
 absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits) {
   const v1::DataType d = logits.dtype();
-  if (d != v1::DATA_TYPE_UNSPECIFIED && d != v1::DATA_TYPE_FLOAT32 && d != v1::DATA_TYPE_FLOAT64) {
+  if (!IsKnownDtype(d)) {
     return absl::InvalidArgumentError(absl::StrFormat("logits.dtype %d is not a known DataType", d));
   }
   if (!logits.raw().empty() && logits.values_size() > 0) {
@@ -36,13 +140,12 @@ absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits) {
   }
   if (!logits.raw().empty()) {
     if (d == v1::DATA_TYPE_UNSPECIFIED) {
-      return absl::InvalidArgumentError(
-          "logits.raw needs dtype DATA_TYPE_FLOAT32 or DATA_TYPE_FLOAT64");
+      return absl::InvalidArgumentError(absl::StrCat("logits.raw needs dtype ", kRawDtypes));
     }
     return TensorFormat{d, Encoding::kRaw};
   }
   if (logits.values_size() > 0) {
-    return TensorFormat{d == v1::DATA_TYPE_FLOAT32 ? d : v1::DATA_TYPE_FLOAT64, Encoding::kValues};
+    return TensorFormat{d == v1::DATA_TYPE_UNSPECIFIED ? v1::DATA_TYPE_FLOAT64 : d, Encoding::kValues};
   }
   // No data (an empty tensor): a dtype given means raw was intended.
   return d == v1::DATA_TYPE_UNSPECIFIED ? TensorFormat{v1::DATA_TYPE_FLOAT64, Encoding::kValues}
@@ -75,34 +178,14 @@ absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, cons
 template <typename T>
 absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* name,
                                             const Limits& limits) {
-  const auto n_or = ElementCount(t, name, limits);
-  if (!n_or.ok()) return n_or.status();
-  const int64_t n = *n_or;
+  auto layout = CheckLayout(t, name, limits);
+  if (!layout.ok()) return layout.status();
+  const int64_t n = layout->n;
   const v1::DataType d = t.dtype();
-  if (d != v1::DATA_TYPE_UNSPECIFIED && d != v1::DATA_TYPE_FLOAT32 && d != v1::DATA_TYPE_FLOAT64) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s.dtype %d is not a known DataType", name, d));
-  }
-  const bool has_raw = !t.raw().empty(), has_values = t.values_size() > 0;
   InputTensor<T> out;
-  out.shape_.assign(t.shape().begin(), t.shape().end());
+  out.shape_ = std::move(layout->shape);
   out.size_ = n;
-  // Formatted only for an error: a long shape costs an allocation per dimension.
-  const auto shape = [&out] { return FormatShape(out.shape_); };
-  if (has_raw && has_values) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s has both raw and values set; exactly one must carry the data", name));
-  }
-  if (has_raw) {
-    if (d == v1::DATA_TYPE_UNSPECIFIED) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.raw needs dtype DATA_TYPE_FLOAT32 or DATA_TYPE_FLOAT64", name));
-    }
-    const int64_t want = n * DtypeSize(d);  // n <= max_elements, so no overflow
-    if (static_cast<int64_t>(t.raw().size()) != want) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.raw has %d bytes, but shape %s of %s needs %d × %d = %d", name, t.raw().size(),
-          shape(), DtypeName(d), n, DtypeSize(d), want));
-    }
+  if (layout->has_raw) {
     const char* bytes = t.raw().data();
     const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(T) == 0;
     if (d == DtypeOf<T>() && aligned) {
@@ -110,28 +193,20 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
       return out;
     }
     out.converted_.resize(n);
-    if (d == v1::DATA_TYPE_FLOAT32) {
-      for (int64_t k = 0; k < n; ++k) {
-        float v;
-        std::memcpy(&v, bytes + 4 * k, 4);
-        out.converted_[k] = static_cast<T>(v);
-      }
-    } else {
-      for (int64_t k = 0; k < n; ++k) {
-        double v;
-        std::memcpy(&v, bytes + 8 * k, 8);
-        out.converted_[k] = static_cast<T>(v);
-      }
-    }
+    for (int64_t k = 0; k < n; ++k) out.converted_[k] = static_cast<T>(RawValue(bytes, d, k));
     out.data_ = out.converted_.data();
     return out;
   }
-  if (has_values) {
-    if (t.values_size() != n) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.values has %d numbers, but shape %s needs %d", name, t.values_size(), shape(), n));
-    }
-    if constexpr (std::is_same_v<T, double>) {
+  if (layout->has_values) {
+    if (const std::optional<HalfType> half = HalfTypeOf(d)) {
+      out.converted_.resize(n);
+      for (int64_t k = 0; k < n; ++k) {
+        const auto h = RoundToHalf(t.values(k), *half, name, "values", k);
+        if (!h.ok()) return h.status();
+        out.converted_[k] = static_cast<T>(HalfToFloat(*half, *h));
+      }
+      out.data_ = out.converted_.data();
+    } else if constexpr (std::is_same_v<T, double>) {
       out.data_ = t.values().data();
     } else {
       out.converted_.assign(t.values().begin(), t.values().end());
@@ -139,24 +214,67 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
     }
     return out;
   }
-  if (n != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s has shape %s (%d elements) but neither raw nor values", name, shape(), n));
-  }
   // Not null even when empty: to the library a null candidate means none was given.
   static constexpr T kEmpty[1] = {};
   out.data_ = kEmpty;
   return out;
 }
 
+absl::StatusOr<InputTensor<uint16_t>> DecodeHalfTensor(const v1::Tensor& t, const char* name,
+                                                       const Limits& limits, HalfType type) {
+  auto layout = CheckLayout(t, name, limits);
+  if (!layout.ok()) return layout.status();
+  const int64_t n = layout->n;
+  const v1::DataType d = t.dtype();
+  InputTensor<uint16_t> out;
+  out.shape_ = std::move(layout->shape);
+  out.size_ = n;
+  static constexpr uint16_t kEmpty[1] = {};
+  out.data_ = kEmpty;
+  if (!layout->has_raw && !layout->has_values) return out;
+  const char* bytes = t.raw().data();
+  if (layout->has_raw && HalfTypeOf(d) == type) {
+    if (reinterpret_cast<uintptr_t>(bytes) % alignof(uint16_t) == 0) {
+      out.data_ = reinterpret_cast<const uint16_t*>(bytes);
+    } else {
+      out.converted_.resize(n);
+      std::memcpy(out.converted_.data(), bytes, 2 * n);
+      out.data_ = out.converted_.data();
+    }
+    return out;
+  }
+  // Another dtype: each number is rounded to `type` once (values with a half dtype first to
+  // theirs, as the API says of every half `values`).
+  const std::optional<HalfType> values_half = layout->has_values ? HalfTypeOf(d) : std::nullopt;
+  const char* field = layout->has_raw ? "raw" : "values";
+  out.converted_.resize(n);
+  for (int64_t k = 0; k < n; ++k) {
+    double v = layout->has_raw ? RawValue(bytes, d, k) : t.values(k);
+    if (values_half && *values_half != type) {
+      const auto own = RoundToHalf(v, *values_half, name, field, k);
+      if (!own.ok()) return own.status();
+      v = HalfToFloat(*values_half, *own);
+    }
+    const auto h = RoundToHalf(v, type, name, field, k);
+    if (!h.ok()) return h.status();
+    out.converted_[k] = *h;
+  }
+  out.data_ = out.converted_.data();
+  return out;
+}
+
 template <typename T>
 OutputTensor<T>::OutputTensor(v1::Tensor* proto, const std::vector<int64_t>& shape,
-                              Encoding encoding)
-    : proto_(proto) {
+                              Encoding encoding, HalfType half)
+    : proto_(proto), half_(half) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   proto->mutable_shape()->Assign(shape.begin(), shape.end());
-  proto->set_dtype(DtypeOf<T>());
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    proto->set_dtype(half == HalfType::kFloat16 ? v1::DATA_TYPE_FLOAT16 : v1::DATA_TYPE_BFLOAT16);
+  } else {
+    proto->set_dtype(DtypeOf<T>());
+  }
   if (encoding == Encoding::kRaw) {
     std::string* raw = proto->mutable_raw();
     raw->resize(n * sizeof(T));
@@ -172,7 +290,14 @@ OutputTensor<T>::OutputTensor(v1::Tensor* proto, const std::vector<int64_t>& sha
 
 template <typename T>
 void OutputTensor<T>::Commit() {
-  if (!staged_.empty()) proto_->mutable_values()->Assign(staged_.begin(), staged_.end());
+  if (staged_.empty()) return;
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    auto* values = proto_->mutable_values();
+    values->Resize(static_cast<int>(staged_.size()), 0.0);
+    for (size_t k = 0; k < staged_.size(); ++k) values->Set(static_cast<int>(k), HalfToFloat(half_, staged_[k]));
+  } else {
+    proto_->mutable_values()->Assign(staged_.begin(), staged_.end());
+  }
 }
 
 int64_t WireBytes(int64_t elements, v1::DataType dtype, Encoding encoding) {
@@ -181,6 +306,7 @@ int64_t WireBytes(int64_t elements, v1::DataType dtype, Encoding encoding) {
 
 template class OutputTensor<float>;
 template class OutputTensor<double>;
+template class OutputTensor<uint16_t>;
 template absl::StatusOr<InputTensor<float>> DecodeTensor<float>(const v1::Tensor&, const char*, const Limits&);
 template absl::StatusOr<InputTensor<double>> DecodeTensor<double>(const v1::Tensor&, const char*, const Limits&);
 

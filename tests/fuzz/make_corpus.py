@@ -24,6 +24,16 @@ def f64(*xs):
     return "".join("\\x%02x" % b for b in struct.pack("<%dd" % len(xs), *xs))
 
 
+def f16(*xs):
+    return "".join("\\x%02x" % b for b in struct.pack("<%de" % len(xs), *xs))
+
+
+def bf16(*xs):
+    """The upper 16 bits of each float32 (the values below are exact in bfloat16)."""
+    words = struct.unpack("<%dI" % len(xs), struct.pack("<%df" % len(xs), *xs))
+    return "".join("\\x%02x" % b for b in struct.pack("<%dH" % len(xs), *(w >> 16 for w in words)))
+
+
 MOTIVATING_LOGITS = 'logits { shape: 2 values: 1.75 values: 1.75 }'
 PROBS_01 = 'targets { probabilities { shape: 2 values: 0 values: 1 } }'
 
@@ -66,6 +76,20 @@ REQUESTS = {
     "backward_raw_float64_smoothing": (1, 'logits { shape: [1, 3] dtype: DATA_TYPE_FLOAT64 raw: "%s" } '
                                           'targets { class_indices { values: 2 } } options { label_smoothing: 0.2 } '
                                           'method: METHOD_CHAIN_RULE' % f64(-1e4, 0, 1e4)),
+    # Half precision (API revision 4)
+    "forward_raw_float16_log_probs": (0, 'logits { shape: [2, 3] dtype: DATA_TYPE_FLOAT16 raw: "%s" } '
+                                         'targets { class_indices { values: [0, -1] } } options { ignore_index: -1 label_smoothing: 0.1 } '
+                                         'return_log_probabilities: true' % f16(2, 1, 0.125, 0.5, 2.5, 65504)),
+    "forward_float16_values_overflow": (0, 'logits { shape: 2 dtype: DATA_TYPE_FLOAT16 values: [70000, 1] }'),
+    "backward_raw_bfloat16_probability_targets": (1, 'logits { shape: [1, 3] dtype: DATA_TYPE_BFLOAT16 raw: "%s" } '
+                                                     'targets { probabilities { shape: [1, 3] dtype: DATA_TYPE_BFLOAT16 raw: "%s" } } '
+                                                     'method: METHOD_CHAIN_RULE return_jacobian: true grad_loss { dtype: DATA_TYPE_BFLOAT16 raw: "%s" }'
+                                                     % (bf16(1.75, 1.75, -3), bf16(0.25, 0.25, 0.5), bf16(2))),
+    "backward_float16_grad_probabilities_values": (1, 'logits { shape: 2 dtype: DATA_TYPE_FLOAT16 values: [1.75, 1.75] } '
+                                                      'grad_probabilities { shape: 2 dtype: DATA_TYPE_FLOAT16 values: [0, -2] } return_probabilities: true'),
+    "verify_raw_float16": (2, 'logits { shape: [1, 2] dtype: DATA_TYPE_FLOAT16 raw: "%s" } '
+                              'targets { class_indices { values: 1 } } candidate_grad { shape: [1, 2] dtype: DATA_TYPE_FLOAT16 raw: "%s" }'
+                              % (f16(1.75, 1.75), f16(0.5, -0.5))),
     # VerifyGradient
     "verify_motivating_sum": (2, MOTIVATING_LOGITS + ' ' + PROBS_01 + ' options { reduction: REDUCTION_SUM } '
                                  'candidate_grad { shape: 2 values: [6.125, 2.625] }'),
