@@ -18,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "grpc/health/v1/health.pb.h"
@@ -25,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/gradient_service.h"
+#include "lib/kernels/kernel_dispatch.h"
 #include "lib/status_macros.h"
 #include "server/server_options.h"
 
@@ -179,6 +181,8 @@ int Serve(const ServerOptions& options) {
   }
   server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::cout << "gradserve-server: row kernel " << gradserve::ChosenKernel() << " (this CPU runs "
+            << absl::StrJoin(gradserve::SupportedKernels(), ", ") << ")\n";
   std::cout << "gradserve-server listening on " << host << ":" << port
             << (options.tls ? (options.tls->client_ca.empty() ? " (TLS)" : " (mutual TLS)") : "")
             << (options.token.empty() ? "" : " (bearer token required)") << std::endl;
