@@ -50,6 +50,8 @@ void ScaleRowsF64(const double* in, double k, double* out, int64_t rows, int64_t
   HWY_DYNAMIC_DISPATCH(ScaleRowsF64)(in, k, out, rows, n, stream);
 }
 
+const char* ChosenTargetName() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
 namespace {
 
 // The targets compiled in that the CPU supports, as detected before any kernel was forced.
@@ -61,7 +63,7 @@ int64_t RunnableTargets() {
 }  // namespace
 }  // namespace internal
 
-std::string ChosenKernel() { return HWY_DYNAMIC_DISPATCH(internal::TargetName)(); }
+std::string ChosenKernel() { return internal::ChosenTargetName(); }
 
 std::vector<std::string> SupportedKernels() {
   std::vector<std::string> names;
