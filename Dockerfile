@@ -6,14 +6,15 @@
 #   podman run --rm -p 50051:50051 gradserve
 # Without a registry to pull debian:bookworm from, deploy/check.sh makes the base images locally.
 #
-# The kernels are compiled for x86-64-v3 (AVX2, FMA), not -march=native: an image runs on
-# whatever machine pulls it, and every x86-64 server CPU of the last decade has v3.
+# Portable: no -march. The row kernels are compiled for each instruction set (AVX-512, AVX2+FMA,
+# SSE4, SSSE3, scalar; Google Highway) and the server picks the best one for the CPU it runs on
+# at start-up (it logs which), so the image runs anywhere and at full speed on AVX-512 machines.
 
 FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config \
-      libeigen3-dev libabsl-dev libgtest-dev libgmock-dev \
+      libeigen3-dev libabsl-dev libgtest-dev libgmock-dev libhwy-dev \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -27,9 +28,9 @@ COPY tests tests
 # Only the two programs and the library's unit test programs are built (the integration tests
 # need a running server and belong to scripts/test), and those programs are run directly: every
 # test in them runs, while ctest would also list tests of programs not built here.
-RUN lib_tests="softmax_test cross_entropy_test cross_entropy_golden_test verify_test parallel_test" \
- && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DGRADSERVE_ARCH=x86-64-v3 -DGRADSERVE_BUILD_BENCHMARKS=OFF \
+# The math tests run once per kernel the build machine's CPU supports.
+RUN lib_tests="softmax_test cross_entropy_test cross_entropy_golden_test verify_test parallel_test kernel_dispatch_test" \
+ && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADSERVE_BUILD_BENCHMARKS=OFF \
  && cmake --build build --target gradserve-server gradserve $lib_tests \
  && for t in $lib_tests; do GRADSERVE_SOURCE_DIR=/src "build/tests/$t" --gtest_brief=1 || exit 1; done \
  && strip build/server/gradserve-server build/client/gradserve
@@ -39,7 +40,7 @@ FROM debian:bookworm-slim
 # libgrpc29, libssl3, libre2-9 and libc-ares2 with it).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libgomp1 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libgomp1 libhwy1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 # A numeric uid, so that Kubernetes' runAsNonRoot can check it without a passwd lookup.
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

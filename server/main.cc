@@ -19,6 +19,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -27,6 +28,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "lib/kernels/kernel_dispatch.h"
 #include "lib/status_macros.h"
 #include "server/descriptor_limit.h"
 #include "server/gradient_service.h"
@@ -214,6 +216,8 @@ int Serve(const ServerOptions& options) {
   server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   (*listener)->Start(acceptor.get());
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::cout << "gradserve-server: row kernel " << gradserve::ChosenKernel() << " (this CPU runs "
+            << absl::StrJoin(gradserve::SupportedKernels(), ", ") << ")\n";
   std::cout << "gradserve-server listening on " << host << ":" << (*listener)->port()
             << (options.tls ? (options.tls->client_ca.empty() ? " (TLS)" : " (mutual TLS)") : "")
             << (options.token.empty() ? "" : " (bearer token required)") << std::endl;

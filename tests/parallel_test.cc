@@ -1,6 +1,11 @@
 #include "lib/parallel.h"
 
 #include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,6 +43,65 @@ TEST(ParallelForRowsTest, SmallWorkRunsOnTheCallingThread) {
     same_thread = std::this_thread::get_id() == caller;
   }).ok());
   EXPECT_TRUE(same_thread);
+}
+
+// Threads of this process, from /proc/self/status.
+int ProcessThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Work of `blocks` blocks that each take about a millisecond, so helpers have time to join.
+absl::Status SlowBlocks(int blocks, const std::function<void()>& in_block) {
+  return ParallelForRows(blocks, kMinParallelWork, ExecContext{}, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      in_block();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+}
+
+TEST(ParallelForRowsTest, OneCallUsesEveryCore) {
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  ASSERT_TRUE(SlowBlocks(200, [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ids.insert(std::this_thread::get_id());
+  }).ok());
+  EXPECT_EQ(static_cast<int>(ids.size()), AvailableCores());
+}
+
+TEST(ParallelForRowsTest, ConcurrentCallsShareOneSetOfHelperThreads) {
+  // Each caller starting a team of AvailableCores() threads would leave callers × (cores - 1)
+  // threads behind; shared helpers are at most cores - 1 in all.
+  const int before = ProcessThreads();
+  ASSERT_GT(before, 0);
+  constexpr int kCallers = 4;
+  std::atomic<int> now{0}, most{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&] {
+      for (int round = 0; round < 3; ++round) {
+        EXPECT_TRUE(SlowBlocks(20, [&] {
+          const int n = now.fetch_add(1) + 1;
+          int m = most.load();
+          while (n > m && !most.compare_exchange_weak(m, n)) {
+          }
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          now.fetch_sub(1);
+        }).ok());
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_LE(ProcessThreads() - before, AvailableCores() - 1);
+  // Helpers join only while a core is free; a caller arriving meanwhile takes its core back
+  // within one block, so at most one more than the callers or the cores compute at once.
+  EXPECT_LE(most.load(), std::max(kCallers, AvailableCores()) + 1);
 }
 
 TEST(ResolveThreadsTest, ZeroMeansAllCoresAndIsCapped) {
