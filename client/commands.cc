@@ -47,8 +47,17 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
   Response response;
   const grpc::Status status = call(*stub, &context, *request, &response);
   if (!status.ok()) {
-    err << "gradserve: " << DescribeRpcFailure(rpc, status) << "\n";
-    return kExitRpcFailed;
+    err << "gradserve: " << DescribeRpcFailure(rpc, status, conn.tls) << "\n";
+    return ExitCodeForRpc(status.error_code());
+  }
+  if (!output.path.empty()) {
+    absl::Status written = WriteResponseTensor(response, field, output.path);
+    if (!written.ok()) return UsageError(err, written.message());
+    // The tensor is in the file: JSON carries the rest (a [128, 128000] gradient printed as
+    // numbers took 24 s and 5.7 GB). Tables elide big tensors and need every field they show.
+    if (output.format == OutputFormat::kJson) {
+      response.GetReflection()->ClearField(&response, Response::descriptor()->FindFieldByName(field));
+    }
   }
   absl::StatusOr<std::string> printed = output.format == OutputFormat::kJson ? ResponseJson(response)
                                                                              : text(response);
@@ -57,10 +66,6 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
     return kExitRpcFailed;
   }
   out << *printed;
-  if (!output.path.empty()) {
-    absl::Status written = WriteResponseTensor(response, field, output.path);
-    if (!written.ok()) return UsageError(err, written.message());
-  }
   return exit_status(response);
 }
 
@@ -122,7 +127,7 @@ int RunHealth(const ConnectionOptions& conn, const std::string& service, OutputF
                  [&done](grpc::Status s) { done.set_value(std::move(s)); });
   const grpc::Status status = done.get_future().get();
   if (!status.ok()) {
-    err << "gradserve: " << DescribeRpcFailure("Health/Check", status) << "\n";
+    err << "gradserve: " << DescribeRpcFailure("Health/Check", status, conn.tls) << "\n";
     return kExitRpcFailed;
   }
   const std::string name = HealthCheckResponse::ServingStatus_Name(response.status());

@@ -1,6 +1,8 @@
 # Tests of the gradserve CLI (client/): unit tests of gradserve::client, and CLI tests that run
 # the `gradserve` binary against a real gradserve-server (started by ServerProcess).
 gradserve_test(client_inputs_test gradserve::client GTest::gmock)
+gradserve_test(client_json_test gradserve::client GTest::gmock)
+gradserve_test(client_half_test gradserve::client GTest::gmock)
 gradserve_test(client_output_test gradserve::client GTest::gmock)
 gradserve_test(client_args_test gradserve::client GTest::gmock)
 gradserve_test(client_requests_test gradserve::client GTest::gmock)
@@ -11,3 +13,9 @@ gradserve_test(client_cli_test gradserve::client gradserve_test_server_process
   gradserve_test_certificates GTest::gmock)
 target_compile_definitions(client_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_cli_test gradserve gradserve-server)
+
+# Messages, exit statuses and hints, against real servers (plaintext, TLS, a small message limit).
+gradserve_test(client_cli_messages_test gradserve::client gradserve_test_server_process
+  gradserve_test_certificates GTest::gmock)
+target_compile_definitions(client_cli_messages_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
+add_dependencies(client_cli_messages_test gradserve gradserve-server)
