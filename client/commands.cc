@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/bench_report.h"
+#include "client/chunked.h"
 #include "client/exit_codes.h"
 #include "client/output_file.h"
 #include "client/response_json.h"
@@ -25,6 +26,14 @@ int UsageError(std::ostream& err, absl::string_view message) {
   return kExitUsage;
 }
 
+// --output and --output-field, checked before any call so a typo costs no RPC.
+absl::Status CheckOutputFlags(const google::protobuf::Descriptor* type, absl::string_view main_tensor,
+                              const OutputOptions& output) {
+  if (!output.path.empty()) return CheckOutput(type, output.field.empty() ? main_tensor : output.field, output.path);
+  if (!output.field.empty()) return absl::InvalidArgumentError("--output-field needs --output FILE");
+  return absl::OkStatus();
+}
+
 // The shared shape of forward, backward and verify: check the output flags, call, print, write.
 // `call` makes the RPC; `text` renders the table; the response's exit status comes from
 // `exit_status`.
@@ -35,12 +44,8 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
              std::ostream& out, std::ostream& err) {
   if (!request.ok()) return UsageError(err, request.status().message());
   const std::string field = output.field.empty() ? std::string(main_tensor) : output.field;
-  if (!output.path.empty()) {
-    absl::Status checked = CheckOutput(Response::descriptor(), field, output.path);
-    if (!checked.ok()) return UsageError(err, checked.message());
-  } else if (!output.field.empty()) {
-    return UsageError(err, "--output-field needs --output FILE");
-  }
+  absl::Status checked = CheckOutputFlags(Response::descriptor(), main_tensor, output);
+  if (!checked.ok()) return UsageError(err, checked.message());
   std::unique_ptr<GradientService::Stub> stub = GradientService::NewStub(CreateChannel(conn));
   grpc::ClientContext context;
   PrepareContext(conn, &context);
@@ -72,9 +77,12 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
 }  // namespace
 
 int RunForward(const ConnectionOptions& conn, const ForwardInputs& in, const OutputOptions& output,
-               std::ostream& out, std::ostream& err) {
+               const ChunkOptions& chunks, std::ostream& out, std::ostream& err) {
   using gradserve::v1::ForwardRequest;
   using gradserve::v1::ForwardResponse;
+  absl::Status checked = CheckOutputFlags(ForwardResponse::descriptor(), "probabilities", output);
+  if (!checked.ok()) return UsageError(err, checked.message());
+  if (std::optional<int> code = RunForwardChunked(conn, in, output, chunks, out, err)) return *code;
   return RunUnary<ForwardRequest, ForwardResponse>(
       conn, "Forward", BuildForwardRequest(in), "probabilities", output,
       [](GradientService::Stub& stub, grpc::ClientContext* c, const ForwardRequest& q, ForwardResponse* r) {
@@ -85,9 +93,12 @@ int RunForward(const ConnectionOptions& conn, const ForwardInputs& in, const Out
 }
 
 int RunBackward(const ConnectionOptions& conn, const BackwardInputs& in, const OutputOptions& output,
-                std::ostream& out, std::ostream& err) {
+                const ChunkOptions& chunks, std::ostream& out, std::ostream& err) {
   using gradserve::v1::BackwardRequest;
   using gradserve::v1::BackwardResponse;
+  absl::Status checked = CheckOutputFlags(BackwardResponse::descriptor(), "grad_logits", output);
+  if (!checked.ok()) return UsageError(err, checked.message());
+  if (std::optional<int> code = RunBackwardChunked(conn, in, output, chunks, out, err)) return *code;
   return RunUnary<BackwardRequest, BackwardResponse>(
       conn, "Backward", BuildBackwardRequest(in), "grad_logits", output,
       [](GradientService::Stub& stub, grpc::ClientContext* c, const BackwardRequest& q, BackwardResponse* r) {

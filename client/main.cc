@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "base/version.h"
 #include "client/bench.h"
+#include "client/chunked.h"
 #include "client/cli_args.h"
 #include "client/commands.h"
 #include "client/exit_codes.h"
@@ -283,9 +284,15 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<LossInputs> loss = ReadLossFlags(given);
   if (!loss.ok()) return usage_error(loss.status().message());
+  ChunkOptions chunks;
+  const double chunk_mib = absl::GetFlag(FLAGS_chunk_mib);
+  if (!(chunk_mib >= 0.125 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be in [0.125, 4096]");
+  chunks.limit_bytes = static_cast<int64_t>(chunk_mib * (1 << 20));
+  // A bar on a terminal only, as bench's live line.
+  chunks.progress = isatty(STDERR_FILENO);
   if (name == "forward") {
     ForwardInputs in{*loss, absl::GetFlag(FLAGS_log_probs)};
-    return RunForward(*conn, in, *output, std::cout, std::cerr);
+    return RunForward(*conn, in, *output, chunks, std::cout, std::cerr);
   }
   if (name == "backward") {
     BackwardInputs in;
@@ -297,7 +304,7 @@ int Main(int argc, char** argv) {
     in.method = *method;
     in.jacobian = absl::GetFlag(FLAGS_jacobian);
     in.probabilities = absl::GetFlag(FLAGS_probs);
-    return RunBackward(*conn, in, *output, std::cout, std::cerr);
+    return RunBackward(*conn, in, *output, chunks, std::cout, std::cerr);
   }
   VerifyInputs in;
   in.loss = *loss;
