@@ -21,8 +21,8 @@ using gradserve::v1::REDUCTION_UNSPECIFIED;
 // within them as well as within the message limit.
 constexpr int64_t kMaxElements = int64_t{1} << 25;
 constexpr int64_t kMaxJacobianElements = int64_t{1} << 24;
-// Room for everything in a message besides its big tensors.
-constexpr int64_t kOverheadBytes = 64 << 10;
+// Room for everything in a message besides its big tensors (less for the tiny limits of tests).
+int64_t OverheadBytes(int64_t limit_bytes) { return std::min<int64_t>(64 << 10, limit_bytes / 16); }
 
 // `values` rounded to `dtype` as the server reads them, so MEAN's scale matches a single call's.
 std::vector<double> RoundedTo(std::vector<double> values, gradserve::v1::DataType dtype) {
@@ -55,8 +55,9 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
   const int64_t row_request = p.columns * item * (1 + !loss.target_probs.empty() + !grad_probs.empty()) + 16;
   const int64_t row_response = p.columns * item * response_tensors + (jacobian ? p.columns * p.columns * item : 0) + 16;
   const int64_t row_bytes = std::max(row_request, row_response);
-  if (p.rows <= (limit_bytes - kOverheadBytes) / row_bytes) return std::nullopt;
-  p.rows_per_chunk = std::max<int64_t>(1, (limit_bytes - kOverheadBytes) / row_bytes);
+  const int64_t room = limit_bytes - OverheadBytes(limit_bytes);
+  if (p.rows <= room / row_bytes) return std::nullopt;
+  p.rows_per_chunk = std::max<int64_t>(1, room / row_bytes);
   p.rows_per_chunk = std::min(p.rows_per_chunk, std::max<int64_t>(1, kMaxElements / std::max<int64_t>(1, p.columns)));
   if (jacobian) {
     p.rows_per_chunk = std::min(p.rows_per_chunk,

@@ -286,7 +286,7 @@ int Main(int argc, char** argv) {
   if (!loss.ok()) return usage_error(loss.status().message());
   ChunkOptions chunks;
   const double chunk_mib = absl::GetFlag(FLAGS_chunk_mib);
-  if (!(chunk_mib >= 0.125 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be in [0.125, 4096]");
+  if (!(chunk_mib >= 1.0 / 64 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be in [1/64, 4096]");
   chunks.limit_bytes = static_cast<int64_t>(chunk_mib * (1 << 20));
   // A bar on a terminal only, as bench's live line.
   chunks.progress = isatty(STDERR_FILENO);

@@ -32,3 +32,8 @@ else()
 endif()
 target_compile_definitions(client_half_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_half_cli_test gradserve gradserve-server)
+
+# Chunked forward/backward (client/chunked.h) against the real server: chunks == one call.
+gradserve_test(client_chunked_cli_test gradserve::client gradserve_test_server_process GTest::gmock)
+target_compile_definitions(client_chunked_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
+add_dependencies(client_chunked_cli_test gradserve gradserve-server)
