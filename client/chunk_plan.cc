@@ -42,7 +42,8 @@ absl::Status CheckShape(absl::string_view flag, const RowSource& s, int64_t rows
 
 absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, const std::string& grad_probs,
                                                     const std::string& grad_loss, int response_tensors,
-                                                    bool jacobian, bool targets_required, int64_t limit_bytes) {
+                                                    bool jacobian, bool targets_required, int64_t limit_bytes,
+                                                    int64_t chunk_bytes) {
   if (loss.logits.empty()) return absl::InvalidArgumentError("--logits is required");
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(RowSource logits, RowSource::Open("--logits", loss.logits));
   if (logits.shape().size() != 2) return std::nullopt;
@@ -55,9 +56,9 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
   const int64_t row_request = p.columns * item * (1 + !loss.target_probs.empty() + !grad_probs.empty()) + 16;
   const int64_t row_response = p.columns * item * response_tensors + (jacobian ? p.columns * p.columns * item : 0) + 16;
   const int64_t row_bytes = std::max(row_request, row_response);
-  const int64_t room = limit_bytes - OverheadBytes(limit_bytes);
-  if (p.rows <= room / row_bytes) return std::nullopt;
-  p.rows_per_chunk = std::max<int64_t>(1, room / row_bytes);
+  if (p.rows <= (limit_bytes - OverheadBytes(limit_bytes)) / row_bytes) return std::nullopt;
+  chunk_bytes = std::min(chunk_bytes, limit_bytes);
+  p.rows_per_chunk = std::max<int64_t>(1, (chunk_bytes - OverheadBytes(chunk_bytes)) / row_bytes);
   p.rows_per_chunk = std::min(p.rows_per_chunk, std::max<int64_t>(1, kMaxElements / std::max<int64_t>(1, p.columns)));
   if (jacobian) {
     p.rows_per_chunk = std::min(p.rows_per_chunk,

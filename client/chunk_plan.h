@@ -1,7 +1,7 @@
 // The sending half of a chunked call (client/chunked.h): whether a forward or backward needs
 // chunks, how many rows each takes, the whole batch's MEAN denominator, and each chunk's request.
 //
-//   absl::StatusOr<std::optional<ChunkPlan>> plan = PlanChunks(in.loss, in.grad_probs, in.grad_loss, 1, false, true, 64 << 20);
+//   absl::StatusOr<std::optional<ChunkPlan>> plan = PlanChunks(in.loss, in.grad_probs, in.grad_loss, 1, false, true, 64 << 20, 16 << 20);
 //   if (plan.ok() && *plan) FillBackward(**plan, /*chunk=*/0, in, &request);
 #ifndef GRADSERVE_CLIENT_CHUNK_PLAN_H_
 #define GRADSERVE_CLIENT_CHUNK_PLAN_H_
@@ -35,11 +35,13 @@ struct ChunkPlan {
 };
 
 // nullopt when one message holds the call (requests and responses up to `limit_bytes`) or the
-// logits are not rank 2. `response_tensors` is how many logits-sized tensors the response holds;
+// logits are not rank 2; else chunks of at most `chunk_bytes` (and the server's default element
+// limits). `response_tensors` is how many logits-sized tensors the response holds;
 // `jacobian` adds classes² per row. Errors are the usage errors a single call's Build* gives.
 absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, const std::string& grad_probs,
                                                     const std::string& grad_loss, int response_tensors,
-                                                    bool jacobian, bool targets_required, int64_t limit_bytes);
+                                                    bool jacobian, bool targets_required, int64_t limit_bytes,
+                                                    int64_t chunk_bytes);
 
 // Chunk `chunk`'s request: rows [Begin, Begin + Count) and what goes with them.
 absl::Status FillForward(const ChunkPlan& plan, int64_t chunk, const ForwardInputs& in,

@@ -159,7 +159,7 @@ std::optional<int> RunForwardChunked(const ConnectionOptions& conn, const Forwar
                                      const OutputOptions& output, const ChunkOptions& chunks,
                                      std::ostream& out, std::ostream& err) {
   absl::StatusOr<std::optional<ChunkPlan>> planned =
-      PlanChunks(in.loss, "", "", 1 + in.log_probabilities, false, false, chunks.limit_bytes);
+      PlanChunks(in.loss, "", "", 1 + in.log_probabilities, false, false, chunks.limit_bytes, chunks.chunk_bytes);
   if (!planned.ok()) return UsageError(err, planned.status().message());
   if (!planned->has_value()) return std::nullopt;
   const ChunkPlan& plan = **planned;
@@ -206,7 +206,8 @@ std::optional<int> RunBackwardChunked(const ConnectionOptions& conn, const Backw
                                       std::ostream& out, std::ostream& err) {
   const bool chain = in.method == gradserve::v1::METHOD_CHAIN_RULE && in.grad_probs.empty();
   absl::StatusOr<std::optional<ChunkPlan>> planned = PlanChunks(
-      in.loss, in.grad_probs, in.grad_loss, 1 + in.probabilities + chain, in.jacobian, true, chunks.limit_bytes);
+      in.loss, in.grad_probs, in.grad_loss, 1 + in.probabilities + chain, in.jacobian, true, chunks.limit_bytes,
+      chunks.chunk_bytes);
   if (!planned.ok()) return UsageError(err, planned.status().message());
   if (!planned->has_value()) return std::nullopt;
   const ChunkPlan& plan = **planned;

@@ -58,9 +58,10 @@ ABSL_FLAG(std::string, output, "",
           "has no bfloat16); --format=json then leaves that tensor out");
 ABSL_FLAG(std::string, output_field, "", "the response tensor --output writes (default: the main one)");
 ABSL_FLAG(int32_t, precision, 6, "significant digits in tables");
-ABSL_FLAG(double, chunk_mib, 64,
-          "forward/backward: a batch whose request or response would pass this many MiB (the server's "
-          "--max_message_mib) is sent in chunks of rows, results as one call");
+ABSL_FLAG(double, chunk_mib, 0,
+          "forward/backward: a batch whose request or response would pass N MiB is sent in chunks of N MiB of "
+          "rows, with the result of one call (0: over the server's default 64 MiB message limit, in 16 MiB "
+          "chunks); .npy inputs are read and --output written chunk by chunk");
 // forward
 ABSL_FLAG(bool, log_probs, false, "also return log-probabilities");
 // backward
@@ -286,10 +287,16 @@ int Main(int argc, char** argv) {
   if (!loss.ok()) return usage_error(loss.status().message());
   ChunkOptions chunks;
   const double chunk_mib = absl::GetFlag(FLAGS_chunk_mib);
-  if (!(chunk_mib >= 1.0 / 64 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be in [1/64, 4096]");
-  chunks.limit_bytes = static_cast<int64_t>(chunk_mib * (1 << 20));
+  if (chunk_mib != 0) {
+    if (!(chunk_mib >= 1.0 / 64 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be 0 or in [1/64, 4096]");
+    chunks.limit_bytes = chunks.chunk_bytes = static_cast<int64_t>(chunk_mib * (1 << 20));
+  }
   // A bar on a terminal only, as bench's live line.
   chunks.progress = isatty(STDERR_FILENO);
+  // Chunks and responses are tens of MiB each: reuse heap memory rather than map and fault in
+  // fresh pages for every one (as bench does).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (name == "forward") {
     ForwardInputs in{*loss, absl::GetFlag(FLAGS_log_probs)};
     return RunForward(*conn, in, *output, chunks, std::cout, std::cerr);

@@ -240,11 +240,11 @@ TEST(ClientChunkPlanTest, OneMessageNeedsNoChunksAndTheDenominatorIsTheWholeBatc
   for (int c = 0; c < 100; ++c) loss.weights += (c ? "," : "") + std::to_string(c);
   loss.ignore_index = 2;
   loss.format.dtype = gradserve::v1::DATA_TYPE_UNSPECIFIED;
-  auto fits = PlanChunks(loss, "", "", 1, false, true, 64 << 20);
+  auto fits = PlanChunks(loss, "", "", 1, false, true, 64 << 20, 16 << 20);
   ASSERT_TRUE(fits.ok()) << fits.status();
   EXPECT_FALSE(fits->has_value());
   // 400 bytes a row (float32) plus a little: 2 rows in 1 KiB less the overhead.
-  auto split = PlanChunks(loss, "", "", 1, false, true, 1024 + 64);
+  auto split = PlanChunks(loss, "", "", 1, false, true, 1024 + 64, 1024 + 64);
   ASSERT_TRUE(split.ok()) << split.status();
   ASSERT_TRUE(split->has_value());
   const ChunkPlan& p = **split;
@@ -265,6 +265,10 @@ TEST(ClientChunkPlanTest, OneMessageNeedsNoChunksAndTheDenominatorIsTheWholeBatc
   float scale;
   std::memcpy(&scale, request.grad_loss().raw().data(), 4);
   EXPECT_EQ(scale, static_cast<float>(1.0 / 43));
+  // Past the limit, chunks take the chunk size: 4000 bytes of logits over a 3 KiB limit, 1 KiB chunks.
+  auto small = PlanChunks(loss, "", "", 1, false, true, 3 << 10, 1 << 10);
+  ASSERT_TRUE(small.ok() && small->has_value());
+  EXPECT_EQ((*small)->rows_per_chunk, 2);
 }
 
 }  // namespace
