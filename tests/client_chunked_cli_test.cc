@@ -3,6 +3,10 @@
 // class indices with weights, ignore_index and label smoothing, probability targets, every
 // reduction, grad_loss, the chain rule, the VJP, Forward, and torch's NaN cases.
 #include <algorithm>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -208,6 +212,7 @@ TEST_F(ClientChunkedCliTest, OutputIsStreamedToTheSameFile) {
   ASSERT_EQ(chunked.exit_code, 0) << chunked.err;
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(ReadWholeFile(a).value(), ReadWholeFile(b).value());  // byte for byte, '<f4'
+  EXPECT_THAT(chunked.err, ::testing::IsEmpty());  // no progress bar: stderr is not a terminal
   EXPECT_THAT(chunked.out, Not(HasSubstr("grad_logits")));
   EXPECT_THAT(chunked.out, HasSubstr("\"loss\""));
   EXPECT_THAT(csv.out, HasSubstr("grad_logits  [64, 200] float32 written to " + c));
@@ -218,6 +223,32 @@ TEST_F(ClientChunkedCliTest, OutputIsStreamedToTheSameFile) {
   for (size_t i = 0; i < from_csv->values.size(); ++i) {  // 9 digits give the float back
     ASSERT_EQ(static_cast<float>(from_csv->values[i]), from_npy->values[i]) << i;
   }
+}
+
+TEST_F(ClientChunkedCliTest, ProgressBarOnATerminal) {
+  // stderr on a pseudo-terminal (stdout stays a pipe-less /dev/null).
+  int master = -1;
+  const std::string out = WriteTempFile("gp.npy", "");
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    execl(GRADSERVE_CLI_BINARY, GRADSERVE_CLI_BINARY, ("--target=" + server_->address()).c_str(), "backward",
+          "--logits", logits_->c_str(), "--labels", labels_->c_str(), "--output", out.c_str(), kSmallChunks,
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string seen;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(master, buf, sizeof buf)) > 0) seen.append(buf, n);  // EIO once the child exits
+  close(master);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
+  EXPECT_THAT(seen, HasSubstr("\r[#"));
+  EXPECT_THAT(seen, ::testing::ContainsRegex("\\] [0-9]+/[0-9]+ chunks"));
+  EXPECT_THAT(seen, ::testing::EndsWith("\r\x1b[K"));  // the bar is cleared at the end
 }
 
 TEST_F(ClientChunkedCliTest, ABadRowIsReportedWithItsChunk) {

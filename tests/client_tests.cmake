@@ -34,6 +34,6 @@ target_compile_definitions(client_half_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<
 add_dependencies(client_half_cli_test gradserve gradserve-server)
 
 # Chunked forward/backward (client/chunked.h) against the real server: chunks == one call.
-gradserve_test(client_chunked_cli_test gradserve::client gradserve_test_server_process GTest::gmock)
+gradserve_test(client_chunked_cli_test gradserve::client gradserve_test_server_process GTest::gmock util)
 target_compile_definitions(client_chunked_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_chunked_cli_test gradserve gradserve-server)
