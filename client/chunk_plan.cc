@@ -104,7 +104,8 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
   p.reduction = loss.reduction == REDUCTION_UNSPECIFIED ? REDUCTION_MEAN : loss.reduction;
   p.options.set_label_smoothing(loss.label_smoothing);
   if (loss.ignore_index.has_value()) p.options.set_ignore_index(*loss.ignore_index);
-  if (!upstream) p.options.set_reduction(p.reduction == REDUCTION_MEAN ? REDUCTION_SUM : p.reduction);
+  // With --grad-probs the user's options go as given, for the server to refuse as in one call.
+  p.options.set_reduction(upstream ? loss.reduction : p.reduction == REDUCTION_MEAN ? REDUCTION_SUM : p.reduction);
   if (!grad_loss.empty()) {
     GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor g, ReadTensorArg("--grad-loss", grad_loss));
     const bool per_row = p.reduction == REDUCTION_NONE;

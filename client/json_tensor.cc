@@ -170,6 +170,11 @@ absl::StatusOr<HostTensor> ParseJsonTensor(absl::string_view path, absl::string_
     root = json::parse(contents.begin(), contents.end());
   } catch (const json::parse_error& e) {
     return absl::InvalidArgumentError(SyntaxError(path, e));
+  } catch (const json::exception& e) {  // e.g. out_of_range.406: "number overflow parsing '1e400'"
+    const std::string what = e.what();
+    const size_t tag_end = what.find("] ");
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
   }
   if (root.is_object()) return FromTensorObject(path, root);
   HostTensor out;

@@ -260,6 +260,11 @@ TEST_F(ClientChunkedCliTest, ABadRowIsReportedWithItsChunk) {
   EXPECT_THAT(r.err, HasSubstr("gradserve: BackwardStream on rows "));
   EXPECT_THAT(r.err, HasSubstr(" failed: INVALID_ARGUMENT: "));
   EXPECT_THAT(r.out, ::testing::IsEmpty());
+  // Options do not go with --grad-probs: refused as one call would be, not silently dropped.
+  const CliResult vjp = RunCli({"--target=" + server_->address(), "backward", "--logits", *logits_, "--grad-probs",
+                                *probs_, "--reduction", "sum", kSmallChunks});
+  EXPECT_EQ(vjp.exit_code, 2);
+  EXPECT_THAT(vjp.err, HasSubstr("INVALID_ARGUMENT"));
 }
 
 TEST(ClientChunkPlanTest, OneMessageNeedsNoChunksAndTheDenominatorIsTheWholeBatchs) {

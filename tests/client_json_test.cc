@@ -85,6 +85,15 @@ TEST(ClientJsonTensorTest, HugeOrFractionalDimensionsAreRefused) {
   EXPECT_THAT(big.status().message(), HasSubstr("does not match the 1 values given"));
 }
 
+TEST(ClientJsonTensorTest, NumberBeyondDoubleIsRefused) {
+  auto t = ParseJsonTensor("z.json", "[1e400, 2]");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(), "z.json: number overflow parsing '1e400'");
+  auto q = ParseJsonTensor("z.json", R"({"values": ["1e400"]})");
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().message(), "z.json: /values[0]: expected a number, found \"1e400\"");
+}
+
 TEST(ClientJsonTensorTest, UnknownDtypeIsRefused) {
   auto t = ParseJsonTensor("z.json", R"({"dtype": "DATA_TYPE_INT8", "values": [1]})");
   ASSERT_FALSE(t.ok());
