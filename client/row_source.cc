@@ -77,9 +77,9 @@ absl::Status RowSource::Read(int64_t begin, int64_t count, TensorFormat format, 
   out->add_shape(columns);
   out->set_dtype(format.dtype);
   const bool raw = format.encoding == Encoding::kRaw;
-  std::vector<double> values(n);
+  std::vector<double> values;
   if (whole_ != nullptr) {
-    std::copy_n(whole_->values.begin() + begin * columns, n, values.begin());
+    values.assign(whole_->values.begin() + begin * columns, whole_->values.begin() + begin * columns + n);
   } else {
     const uint64_t offset = layout_.data_offset + static_cast<uint64_t>(begin * columns) * layout_.item_size;
     // The file already holds the wire's bytes: read them into the request, no conversion.
@@ -90,6 +90,7 @@ absl::Status RowSource::Read(int64_t begin, int64_t count, TensorFormat format, 
     }
     std::string bytes(n * layout_.item_size, '\0');
     GRADSERVE_CLIENT_RETURN_IF_ERROR(ReadAt(*fd_, path_, offset, bytes.size(), bytes.data()));
+    values.resize(n);
     DecodeNpyElements(layout_, bytes.data(), n, values.data());
   }
   if (!raw) {
