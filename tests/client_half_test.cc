@@ -61,8 +61,12 @@ TEST(ClientHalfTest, EveryHalfValueRoundTrips) {
   for (uint32_t b = 0; b <= 0xffff; ++b) {
     const uint16_t bits = static_cast<uint16_t>(b);
     const double h = HalfToDouble(bits), bf = Bfloat16ToDouble(bits);
-    if (!std::isnan(h)) EXPECT_EQ(DoubleToHalf(h), bits) << std::hex << b;
-    if (!std::isnan(bf)) EXPECT_EQ(DoubleToBfloat16(bf), bits) << std::hex << b;
+    if (!std::isnan(h)) {
+      EXPECT_EQ(DoubleToHalf(h), bits) << std::hex << b;
+    }
+    if (!std::isnan(bf)) {
+      EXPECT_EQ(DoubleToBfloat16(bf), bits) << std::hex << b;
+    }
   }
 }
 
