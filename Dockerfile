@@ -16,6 +16,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libeigen3-dev libabsl-dev libgtest-dev libgmock-dev libhwy-dev \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
+      nlohmann-json3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

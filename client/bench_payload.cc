@@ -45,11 +45,12 @@ absl::StatusOr<BenchPayload> MakeBenchPayload(const BenchOptions& options) {
   gradserve::v1::Targets targets;
   for (int64_t r = 0; r < options.batch; ++r) targets.mutable_class_indices()->add_values(label(rng));
 
-  const bool raw32 = options.format.encoding == Encoding::kRaw &&
-                     options.format.dtype == gradserve::v1::DATA_TYPE_FLOAT32;
-  out.logits_bytes = static_cast<int64_t>(logits.values.size()) * (raw32 ? 4 : 8);
+  TensorFormat format = options.format;
+  if (ItemSize(format.dtype) == 0) format.dtype = gradserve::v1::DATA_TYPE_FLOAT64;
+  const size_t item = format.encoding == Encoding::kRaw ? ItemSize(format.dtype) : 8;
+  out.logits_bytes = static_cast<int64_t>(logits.values.size() * item);
   auto fill = [&](auto* request) {
-    EncodeTensor(logits, options.format, request->mutable_logits());
+    EncodeTensor(logits, format, request->mutable_logits());
     *request->mutable_targets() = targets;
   };
   switch (options.rpc) {

@@ -29,7 +29,12 @@ std::string Quote(absl::string_view s) {
 std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.6g", v) : "0"; }
 
 std::string DtypeName(const BenchOptions& o) {
-  return o.format.dtype == gradserve::v1::DATA_TYPE_FLOAT32 ? "f32" : "f64";
+  switch (o.format.dtype) {
+    case gradserve::v1::DATA_TYPE_FLOAT16: return "f16";
+    case gradserve::v1::DATA_TYPE_BFLOAT16: return "bf16";
+    case gradserve::v1::DATA_TYPE_FLOAT32: return "f32";
+    default: return "f64";
+  }
 }
 
 // "12.3 MB/s": decimal units, as network figures are.

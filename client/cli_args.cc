@@ -39,6 +39,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv,
       out.help = true;
       continue;
     }
+    if (arg == "--version" || arg == "-version") {
+      out.version = true;
+      continue;
+    }
     absl::string_view body = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
     const size_t eq = body.find('=');
     const bool has_value = eq != absl::string_view::npos;

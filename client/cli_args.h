@@ -7,7 +7,7 @@
 //
 // Accepted forms: "--name=value", "--name value" (non-bool flags), "--name" / "--noname" and
 // "--name=true|false" (bool flags); '-' and '_' in names are the same, so `--target-probs` sets
-// ABSL_FLAG(target_probs). "--" ends the flags. "-h", "--help" and "help" ask for help.
+// ABSL_FLAG(target_probs). "--" ends the flags. "-h", "--help" and "help" ask for help; "--version" for the version.
 //
 //   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv, {"target", "logits"});
 //   cl->positional == {"verify"}; cl->flags == {"target", "logits"}
@@ -26,6 +26,7 @@ struct CommandLine {
   std::vector<std::string> positional;  // the subcommand first, then any other non-flag words
   std::vector<std::string> flags;       // the flags given, by registered name, in order
   bool help = false;
+  bool version = false;  // --version
 };
 
 // Reads argv[1..argc), setting each flag through Abseil (its type's parser, its default when not

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/bench_report.h"
+#include "client/chunked.h"
 #include "client/exit_codes.h"
 #include "client/output_file.h"
 #include "client/response_json.h"
@@ -25,6 +26,14 @@ int UsageError(std::ostream& err, absl::string_view message) {
   return kExitUsage;
 }
 
+// --output and --output-field, checked before any call so a typo costs no RPC.
+absl::Status CheckOutputFlags(const google::protobuf::Descriptor* type, absl::string_view main_tensor,
+                              const OutputOptions& output) {
+  if (!output.path.empty()) return CheckOutput(type, output.field.empty() ? main_tensor : output.field, output.path);
+  if (!output.field.empty()) return absl::InvalidArgumentError("--output-field needs --output FILE");
+  return absl::OkStatus();
+}
+
 // The shared shape of forward, backward and verify: check the output flags, call, print, write.
 // `call` makes the RPC; `text` renders the table; the response's exit status comes from
 // `exit_status`.
@@ -35,20 +44,25 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
              std::ostream& out, std::ostream& err) {
   if (!request.ok()) return UsageError(err, request.status().message());
   const std::string field = output.field.empty() ? std::string(main_tensor) : output.field;
-  if (!output.path.empty()) {
-    absl::Status checked = CheckOutput(Response::descriptor(), field, output.path);
-    if (!checked.ok()) return UsageError(err, checked.message());
-  } else if (!output.field.empty()) {
-    return UsageError(err, "--output-field needs --output FILE");
-  }
+  absl::Status checked = CheckOutputFlags(Response::descriptor(), main_tensor, output);
+  if (!checked.ok()) return UsageError(err, checked.message());
   std::unique_ptr<GradientService::Stub> stub = GradientService::NewStub(CreateChannel(conn));
   grpc::ClientContext context;
   PrepareContext(conn, &context);
   Response response;
   const grpc::Status status = call(*stub, &context, *request, &response);
   if (!status.ok()) {
-    err << "gradserve: " << DescribeRpcFailure(rpc, status) << "\n";
-    return kExitRpcFailed;
+    err << "gradserve: " << DescribeRpcFailure(rpc, status, conn.tls) << "\n";
+    return ExitCodeForRpc(status.error_code());
+  }
+  if (!output.path.empty()) {
+    absl::Status written = WriteResponseTensor(response, field, output.path);
+    if (!written.ok()) return UsageError(err, written.message());
+    // The tensor is in the file: JSON carries the rest (a [128, 128000] gradient printed as
+    // numbers took 24 s and 5.7 GB). Tables elide big tensors and need every field they show.
+    if (output.format == OutputFormat::kJson) {
+      response.GetReflection()->ClearField(&response, Response::descriptor()->FindFieldByName(field));
+    }
   }
   absl::StatusOr<std::string> printed = output.format == OutputFormat::kJson ? ResponseJson(response)
                                                                              : text(response);
@@ -57,19 +71,18 @@ int RunUnary(const ConnectionOptions& conn, absl::string_view rpc,
     return kExitRpcFailed;
   }
   out << *printed;
-  if (!output.path.empty()) {
-    absl::Status written = WriteResponseTensor(response, field, output.path);
-    if (!written.ok()) return UsageError(err, written.message());
-  }
   return exit_status(response);
 }
 
 }  // namespace
 
 int RunForward(const ConnectionOptions& conn, const ForwardInputs& in, const OutputOptions& output,
-               std::ostream& out, std::ostream& err) {
+               const ChunkOptions& chunks, std::ostream& out, std::ostream& err) {
   using gradserve::v1::ForwardRequest;
   using gradserve::v1::ForwardResponse;
+  absl::Status checked = CheckOutputFlags(ForwardResponse::descriptor(), "probabilities", output);
+  if (!checked.ok()) return UsageError(err, checked.message());
+  if (std::optional<int> code = RunForwardChunked(conn, in, output, chunks, out, err)) return *code;
   return RunUnary<ForwardRequest, ForwardResponse>(
       conn, "Forward", BuildForwardRequest(in), "probabilities", output,
       [](GradientService::Stub& stub, grpc::ClientContext* c, const ForwardRequest& q, ForwardResponse* r) {
@@ -80,9 +93,12 @@ int RunForward(const ConnectionOptions& conn, const ForwardInputs& in, const Out
 }
 
 int RunBackward(const ConnectionOptions& conn, const BackwardInputs& in, const OutputOptions& output,
-                std::ostream& out, std::ostream& err) {
+                const ChunkOptions& chunks, std::ostream& out, std::ostream& err) {
   using gradserve::v1::BackwardRequest;
   using gradserve::v1::BackwardResponse;
+  absl::Status checked = CheckOutputFlags(BackwardResponse::descriptor(), "grad_logits", output);
+  if (!checked.ok()) return UsageError(err, checked.message());
+  if (std::optional<int> code = RunBackwardChunked(conn, in, output, chunks, out, err)) return *code;
   return RunUnary<BackwardRequest, BackwardResponse>(
       conn, "Backward", BuildBackwardRequest(in), "grad_logits", output,
       [](GradientService::Stub& stub, grpc::ClientContext* c, const BackwardRequest& q, BackwardResponse* r) {
@@ -122,7 +138,7 @@ int RunHealth(const ConnectionOptions& conn, const std::string& service, OutputF
                  [&done](grpc::Status s) { done.set_value(std::move(s)); });
   const grpc::Status status = done.get_future().get();
   if (!status.ok()) {
-    err << "gradserve: " << DescribeRpcFailure("Health/Check", status) << "\n";
+    err << "gradserve: " << DescribeRpcFailure("Health/Check", status, conn.tls) << "\n";
     return kExitRpcFailed;
   }
   const std::string name = HealthCheckResponse::ServingStatus_Name(response.status());

@@ -26,10 +26,13 @@ struct OutputOptions {
   std::string field;  // --output-field; empty: the command's main tensor
 };
 
+struct ChunkOptions;  // chunked.h
+
+// A batch too big for one message is sent in chunks (chunked.h), with the same result.
 int RunForward(const ConnectionOptions& conn, const ForwardInputs& in, const OutputOptions& output,
-               std::ostream& out, std::ostream& err);
+               const ChunkOptions& chunks, std::ostream& out, std::ostream& err);
 int RunBackward(const ConnectionOptions& conn, const BackwardInputs& in, const OutputOptions& output,
-                std::ostream& out, std::ostream& err);
+                const ChunkOptions& chunks, std::ostream& out, std::ostream& err);
 // 0 when the response's `ok` is true, 1 when it is false.
 int RunVerify(const ConnectionOptions& conn, const VerifyInputs& in, const OutputOptions& output,
               std::ostream& out, std::ostream& err);

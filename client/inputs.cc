@@ -17,6 +17,22 @@
 
 namespace gradserve::client {
 
+namespace {
+
+// A word that is not numbers and reads as a file name: it has a '/' or ends in ".ext" with a
+// letter after the dot ("z.txt"; "1.e5" is a number and never gets here, "1,x" has no dot).
+bool LooksLikeAPath(absl::string_view arg) {
+  if (absl::StrContains(arg, "/")) return true;
+  const size_t dot = arg.rfind('.');
+  if (dot == absl::string_view::npos || dot + 1 >= arg.size() || !absl::ascii_isalpha(arg[dot + 1])) return false;
+  for (char c : arg.substr(dot + 1)) {
+    if (!absl::ascii_isalnum(c)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -38,9 +54,15 @@ absl::StatusOr<HostTensor> ReadTensorArg(absl::string_view flag, const std::stri
     return ParseNpy(arg, contents);
   }
   absl::StatusOr<HostTensor> inline_tensor = ParseInlineGrid(flag, arg);
-  if (!inline_tensor.ok() && std::ifstream(arg).good()) {
+  if (inline_tensor.ok()) return inline_tensor;
+  if (std::ifstream(arg).good()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        flag, " ", arg, ": a file, but not .csv, .json or .npy (name it by its format)"));
+        flag, " ", arg, ": a file of unknown type; the known extensions are .csv, .json and .npy"
+        " (name it by its format)"));
+  }
+  if (LooksLikeAPath(arg)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", arg, ": no such file (give inline numbers like 1,2;3,4 or a .csv, .json or .npy file)"));
   }
   return inline_tensor;
 }

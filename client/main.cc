@@ -16,9 +16,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "grpc/support/log.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/version.h"
 #include "client/bench.h"
+#include "client/chunked.h"
 #include "client/cli_args.h"
 #include "client/commands.h"
 #include "client/exit_codes.h"
@@ -39,18 +42,26 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_server_name, "", "name to check the server's certificate against (default: the target's host)");
 ABSL_FLAG(std::string, format, "table", "output: table (for people) or json (the response, for scripts)");
 // Inputs of forward, backward and verify.
-ABSL_FLAG(std::string, logits, "", "logits: inline '1.75,1.75' (';' between rows) or a .csv/.json/.npy file");
+ABSL_FLAG(std::string, logits, "", "logits: inline '1.75,1.75' (';' between rows) or a .csv/.json/.npy file (see inputs below)");
 ABSL_FLAG(std::string, labels, "", "targets as class indices, one per row: '1,0' or a file");
 ABSL_FLAG(std::string, target_probs, "", "targets as probabilities, the logits' shape: '0,1' or a file");
 ABSL_FLAG(std::string, weights, "", "class weights, one per class: '1,2,1' or a file");
 ABSL_FLAG(std::string, reduction, "", "mean, sum or none (default: the server's, mean)");
 ABSL_FLAG(double, label_smoothing, 0, "label smoothing in [0, 1]");
 ABSL_FLAG(int64_t, ignore_index, -100, "class index whose rows are ignored (only sent when given)");
-ABSL_FLAG(std::string, dtype, "f64", "element type sent, and the precision the server computes in: f32 or f64");
+ABSL_FLAG(std::string, dtype, "",
+          "element type sent, and the precision the server computes in: f16, bf16, f32 or f64 (default: the "
+          "logits' own: a .npy's float type, float64 for text; bench: f64); converted rounding to nearest-even");
 ABSL_FLAG(std::string, encoding, "raw", "tensor encoding on the wire: raw (bytes) or values (doubles)");
-ABSL_FLAG(std::string, output, "", "also write the main tensor to this .npy or .csv file");
+ABSL_FLAG(std::string, output, "",
+          "also write the main tensor to this .npy or .csv file, in the response's dtype (bfloat16 as float32: numpy "
+          "has no bfloat16); --format=json then leaves that tensor out");
 ABSL_FLAG(std::string, output_field, "", "the response tensor --output writes (default: the main one)");
 ABSL_FLAG(int32_t, precision, 6, "significant digits in tables");
+ABSL_FLAG(double, chunk_mib, 0,
+          "forward/backward: a batch whose request or response would pass N MiB is sent in chunks of N MiB of "
+          "rows, with the result of one call (0: over the server's default 64 MiB message limit, in 16 MiB "
+          "chunks); .npy inputs are read and --output written chunk by chunk");
 // forward
 ABSL_FLAG(bool, log_probs, false, "also return log-probabilities");
 // backward
@@ -86,6 +97,19 @@ const std::vector<std::string> kLossFlags = {"logits", "labels", "target_probs",
                                              "label_smoothing", "ignore_index", "dtype", "encoding",
                                              "output", "output_field", "precision"};
 
+constexpr char kExitStatus[] =
+    "exit status: 0 ok; 1 verify found the gradient wrong; 2 the input is wrong, said by the client\n"
+    "(nothing sent) or the server (INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION, UNAUTHENTICATED,\n"
+    "PERMISSION_DENIED, UNIMPLEMENTED): do not retry; 3 the call failed (unreachable, UNAVAILABLE,\n"
+    "DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, CANCELLED, ...): it may succeed later\n";
+
+constexpr char kInputs[] =
+    "inputs: inline numbers ('2,1,0.1;0.5,2.5,0.3', ';' between rows; without ';' one unbatched example)\n"
+    "or a file by its extension: .csv (one row per line; '#' lines skipped; a first line without numbers\n"
+    "is a header and is skipped, and a header starting with an empty cell, as pandas writes its index,\n"
+    "drops the first column), .json (nested arrays, or a tensor as --format=json prints it) or .npy\n"
+    "(float16/32/64, integers, bools). Requests are in the logits' dtype unless --dtype says otherwise.\n";
+
 struct Command {
   std::string summary;
   std::vector<std::string> flags;  // besides the global ones
@@ -96,9 +120,9 @@ const std::map<std::string, Command>& Commands() {
   static const auto* commands = [] {
     auto* table = new std::map<std::string, Command>{
       {"forward", {"softmax probabilities, and the cross-entropy loss when targets are given",
-                   {"log_probs"}, "gradserve forward --logits '2,1,0.1;0.5,2.5,0.3' --labels 0,1"}},
+                   {"log_probs", "chunk_mib"}, "gradserve forward --logits '2,1,0.1;0.5,2.5,0.3' --labels 0,1"}},
       {"backward", {"the gradient dL/dlogits of cross-entropy, or a vector-Jacobian product through softmax",
-                    {"grad_probs", "grad_loss", "method", "jacobian", "probs"},
+                    {"grad_probs", "grad_loss", "method", "jacobian", "probs", "chunk_mib"},
                     "gradserve backward --logits 1.75,1.75 --target-probs 0,1 --method chain-rule --jacobian"}},
       {"verify", {"checks a gradient (or Jacobian): the verdict, the known mistake behind a wrong one, the right one",
                   {"candidate", "candidate_jacobian", "epsilon", "rtol", "atol", "numeric_method"},
@@ -126,9 +150,8 @@ std::string MainUsage() {
   for (const auto& [name, command] : Commands()) {
     absl::StrAppend(&out, absl::StrFormat("  %-9s ", name), command.summary, "\n");
   }
-  absl::StrAppend(&out, "\nglobal flags:\n", FlagsHelp(kGlobalFlags),
-                  "\nexit status: 0 ok, 1 verify found the gradient wrong, 2 bad usage or input,"
-                  " 3 RPC failure\n\nexample:\n  ", Commands().at("verify").example,
+  absl::StrAppend(&out, "\nglobal flags:\n", FlagsHelp(kGlobalFlags), "  --version  print the version\n\n",
+                  kInputs, "\n", kExitStatus, "\nexample:\n  ", Commands().at("verify").example,
                   "\n\n'gradserve COMMAND --help' lists a command's flags.\n");
   return out;
 }
@@ -136,7 +159,8 @@ std::string MainUsage() {
 std::string CommandUsage(const std::string& name, const Command& command) {
   return absl::StrCat("usage: gradserve [global flags] ", name, " [flags]\n\n", command.summary,
                       "\n\nflags:\n", FlagsHelp(command.flags), "\nglobal flags:\n", FlagsHelp(kGlobalFlags),
-                      "\nexample:\n  ", command.example, "\n");
+                      name == "health" || name == "bench" ? "" : absl::StrCat("\n", kInputs),
+                      "\n", kExitStatus, "\nexample:\n  ", command.example, "\n");
 }
 
 absl::StatusOr<LossInputs> ReadLossFlags(const std::set<std::string>& given) {
@@ -214,6 +238,12 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   };
   if (!cl.ok()) return usage_error(cl.status().message());
+  if (cl->version) {
+    std::cout << "gradserve " << gradserve::kVersion
+              << (gradserve::kGitCommit[0] != '\0' ? absl::StrCat(" (commit ", gradserve::kGitCommit, ")") : "")
+              << "\n";
+    return kExitOk;
+  }
   if (cl->positional.empty()) {
     (cl->help ? std::cout : std::cerr) << MainUsage();
     return cl->help ? kExitOk : kExitUsage;
@@ -255,9 +285,21 @@ int Main(int argc, char** argv) {
 
   absl::StatusOr<LossInputs> loss = ReadLossFlags(given);
   if (!loss.ok()) return usage_error(loss.status().message());
+  ChunkOptions chunks;
+  const double chunk_mib = absl::GetFlag(FLAGS_chunk_mib);
+  if (chunk_mib != 0) {
+    if (!(chunk_mib >= 1.0 / 64 && chunk_mib <= 4096)) return usage_error("--chunk-mib must be 0 or in [1/64, 4096]");
+    chunks.limit_bytes = chunks.chunk_bytes = static_cast<int64_t>(chunk_mib * (1 << 20));
+  }
+  // A bar on a terminal only, as bench's live line.
+  chunks.progress = isatty(STDERR_FILENO);
+  // Chunks and responses are tens of MiB each: reuse heap memory rather than map and fault in
+  // fresh pages for every one (as bench does).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (name == "forward") {
     ForwardInputs in{*loss, absl::GetFlag(FLAGS_log_probs)};
-    return RunForward(*conn, in, *output, std::cout, std::cerr);
+    return RunForward(*conn, in, *output, chunks, std::cout, std::cerr);
   }
   if (name == "backward") {
     BackwardInputs in;
@@ -269,7 +311,7 @@ int Main(int argc, char** argv) {
     in.method = *method;
     in.jacobian = absl::GetFlag(FLAGS_jacobian);
     in.probabilities = absl::GetFlag(FLAGS_probs);
-    return RunBackward(*conn, in, *output, std::cout, std::cerr);
+    return RunBackward(*conn, in, *output, chunks, std::cout, std::cerr);
   }
   VerifyInputs in;
   in.loss = *loss;
@@ -287,4 +329,9 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace gradserve::client
 
-int main(int argc, char** argv) { return gradserve::client::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // gRPC core logs its own view of a failed handshake to stderr ("E1130 ... Handshake failed");
+  // the CLI prints the call's status and a hint instead. GRPC_VERBOSITY brings the logs back.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
+  return gradserve::client::Main(argc, argv);
+}

@@ -10,20 +10,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/half.h"
 #include "client/status_macros.h"
+#include "client/tensor_codec.h"
 
 namespace gradserve::client {
 namespace {
 
 constexpr absl::string_view kMagic("\x93NUMPY", 6);
-
-struct Header {
-  char byte_order;  // '<', '>' or '|'
-  char kind;        // 'f', 'i', 'u' or 'b'
-  int item_size;
-  bool fortran_order;
-  std::vector<int64_t> shape;
-};
 
 // The value of `key` in the header's Python dict literal, e.g. "'<f8'" for 'descr'.
 absl::StatusOr<absl::string_view> DictValue(absl::string_view path, absl::string_view dict,
@@ -41,8 +35,8 @@ absl::StatusOr<absl::string_view> DictValue(absl::string_view path, absl::string
   return rest.substr(0, close ? end + 1 : end);
 }
 
-absl::StatusOr<Header> ParseHeader(absl::string_view path, absl::string_view dict) {
-  Header h;
+absl::StatusOr<NpyLayout> ParseHeader(absl::string_view path, absl::string_view dict) {
+  NpyLayout h;
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(absl::string_view descr, DictValue(path, dict, "descr"));
   descr = absl::StripAsciiWhitespace(descr);
   int size = 0;
@@ -51,15 +45,16 @@ absl::StatusOr<Header> ParseHeader(absl::string_view path, absl::string_view dic
     return absl::InvalidArgumentError(absl::StrCat(path, ": unsupported dtype ", descr,
                                                    " (structured arrays are not tensors)"));
   }
+  h.descr = std::string(descr.substr(1, descr.size() - 2));
   h.byte_order = descr[1];
   h.kind = descr[2];
   h.item_size = size;
-  const bool known = (h.kind == 'f' && (size == 4 || size == 8)) ||
+  const bool known = (h.kind == 'f' && (size == 2 || size == 4 || size == 8)) ||
                      ((h.kind == 'i' || h.kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
                      (h.kind == 'b' && size == 1);
   if (!known) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": unsupported dtype ", descr, "; use float32, float64, an integer type or bool"));
+        path, ": unsupported dtype ", descr, "; use float16, float32, float64, an integer type or bool"));
   }
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(absl::string_view order, DictValue(path, dict, "fortran_order"));
   h.fortran_order = absl::StripAsciiWhitespace(order) == "True";
@@ -78,7 +73,7 @@ absl::StatusOr<Header> ParseHeader(absl::string_view path, absl::string_view dic
 }
 
 // One element at `p`, in the file's byte order, as a double.
-double ReadElement(const Header& h, const char* p) {
+double ReadElement(const NpyLayout& h, const char* p) {
   // Assemble the value's bits most significant byte first, whatever the file's order; the host
   // is little-endian (as the wire format and '<' files are), so the low bytes of `bits` are then
   // the element in host order.
@@ -92,7 +87,9 @@ double ReadElement(const Header& h, const char* p) {
     return static_cast<double>(v);
   };
   switch (h.kind) {
-    case 'f': return h.item_size == 4 ? as(float{}) : as(double{});
+    case 'f':
+      if (h.item_size == 2) return HalfToDouble(static_cast<uint16_t>(bits));
+      return h.item_size == 4 ? as(float{}) : as(double{});
     case 'b': return bits != 0;
     case 'i':
       switch (h.item_size) {
@@ -132,7 +129,15 @@ std::vector<double> FortranToC(const std::vector<int64_t>& shape, const std::vec
 
 }  // namespace
 
-absl::StatusOr<HostTensor> ParseNpy(absl::string_view path, absl::string_view bytes) {
+uint64_t NpyHeaderLength(absl::string_view first12) {
+  if (first12.size() < 12 || first12.substr(0, 6) != kMagic) return 0;
+  const auto u8 = [&first12](size_t i) { return static_cast<uint64_t>(static_cast<unsigned char>(first12[i])); };
+  const int major = static_cast<int>(u8(6));
+  if (major == 1) return 10 + (u8(8) | u8(9) << 8);
+  return 12 + (u8(8) | u8(9) << 8 | u8(10) << 16 | u8(11) << 24);
+}
+
+absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view path, absl::string_view bytes, uint64_t file_size) {
   if (bytes.size() < 10 || bytes.substr(0, 6) != kMagic) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a .npy file (no \\x93NUMPY magic)"));
   }
@@ -145,12 +150,17 @@ absl::StatusOr<HostTensor> ParseNpy(absl::string_view path, absl::string_view by
   if (bytes.size() < 8 + length_bytes) return absl::InvalidArgumentError(absl::StrCat(path, ": header is cut off"));
   uint64_t header_len = u8(8) | u8(9) << 8;
   if (major > 1) header_len |= u8(10) << 16 | u8(11) << 24;
-  const size_t data_start = 8 + length_bytes + header_len;
-  if (bytes.size() < data_start) {
+  const uint64_t data_start = 8 + length_bytes + header_len;
+  if (bytes.size() < data_start || file_size < data_start) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": header says ", header_len,
                                                    " bytes, the file ends before"));
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(Header h, ParseHeader(path, bytes.substr(8 + length_bytes, header_len)));
+  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(NpyLayout h, ParseHeader(path, bytes.substr(8 + length_bytes, header_len)));
+  h.data_offset = data_start;
+  h.dtype = h.kind != 'f'       ? gradserve::v1::DATA_TYPE_FLOAT64
+            : h.item_size == 2 ? gradserve::v1::DATA_TYPE_FLOAT16
+            : h.item_size == 4 ? gradserve::v1::DATA_TYPE_FLOAT32
+                               : gradserve::v1::DATA_TYPE_FLOAT64;
   // 64-bit arithmetic with overflow checks: the shape is untrusted.
   uint64_t count = 1;
   for (int64_t d : h.shape) {
@@ -160,26 +170,44 @@ absl::StatusOr<HostTensor> ParseNpy(absl::string_view path, absl::string_view by
     count *= static_cast<uint64_t>(d);
   }
   const uint64_t need = count * h.item_size;
-  const uint64_t have = bytes.size() - data_start;
-  const std::string descr = absl::StrCat(std::string(1, h.byte_order), std::string(1, h.kind), h.item_size);
+  const uint64_t have = file_size - data_start;
   if (have != need) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": data is ", have, " bytes, shape (",
-                                                   absl::StrJoin(h.shape, ", "), ") of ", descr,
+                                                   absl::StrJoin(h.shape, ", "), ") of ", h.descr,
                                                    " needs ", need));
   }
+  return h;
+}
+
+void DecodeNpyElements(const NpyLayout& layout, const char* data, size_t n, double* out) {
+  if (layout.byte_order != '>' && layout.kind == 'f' && layout.item_size == 8) {
+    std::memcpy(out, data, n * 8);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) out[i] = ReadElement(layout, data + i * layout.item_size);
+}
+
+absl::StatusOr<HostTensor> ParseNpy(absl::string_view path, absl::string_view bytes) {
+  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(NpyLayout h, ParseNpyLayout(path, bytes, bytes.size()));
   HostTensor out;
   out.shape = h.shape;
-  out.values.resize(count);
-  for (uint64_t i = 0; i < count; ++i) out.values[i] = ReadElement(h, bytes.data() + data_start + i * h.item_size);
+  out.dtype = h.dtype;
+  out.values.resize((bytes.size() - h.data_offset) / h.item_size);
+  DecodeNpyElements(h, bytes.data() + h.data_offset, out.values.size(), out.values.data());
   if (h.fortran_order && h.shape.size() > 1) out.values = FortranToC(h.shape, out.values);
   return out;
 }
 
-std::string EncodeNpy(const HostTensor& t, bool float32) {
-  std::string dims = absl::StrJoin(t.shape, ", ");
-  if (t.shape.size() == 1) dims += ",";  // Python's one-element tuple
-  std::string header = absl::StrCat("{'descr': '", float32 ? "<f4" : "<f8",
-                                    "', 'fortran_order': False, 'shape': (", dims, "), }");
+gradserve::v1::DataType NpyStoredType(gradserve::v1::DataType dtype) {
+  if (dtype == gradserve::v1::DATA_TYPE_BFLOAT16) return gradserve::v1::DATA_TYPE_FLOAT32;
+  return ItemSize(dtype) == 0 ? gradserve::v1::DATA_TYPE_FLOAT64 : dtype;
+}
+
+std::string NpyHeader(const std::vector<int64_t>& shape, gradserve::v1::DataType dtype) {
+  std::string dims = absl::StrJoin(shape, ", ");
+  if (shape.size() == 1) dims += ",";  // Python's one-element tuple
+  const size_t item = ItemSize(NpyStoredType(dtype));
+  std::string header = absl::StrCat("{'descr': '<f", item, "', 'fortran_order': False, 'shape': (", dims, "), }");
   // The data must start at a multiple of 64 bytes; the header ends in '\n'.
   const size_t unpadded = kMagic.size() + 2 + 2 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -189,19 +217,18 @@ std::string EncodeNpy(const HostTensor& t, bool float32) {
   out.push_back(0);
   out.push_back(static_cast<char>(header.size() & 0xff));
   out.push_back(static_cast<char>(header.size() >> 8));
-  out += header;
-  const size_t item = float32 ? 4 : 8;
-  const size_t start = out.size();
-  out.resize(start + t.values.size() * item);
-  for (size_t i = 0; i < t.values.size(); ++i) {
-    if (float32) {
-      const float f = static_cast<float>(t.values[i]);
-      std::memcpy(&out[start + i * item], &f, item);
-    } else {
-      std::memcpy(&out[start + i * item], &t.values[i], item);
-    }
-  }
+  return out + header;
+}
+
+std::string EncodeNpyData(const double* values, size_t n, gradserve::v1::DataType dtype) {
+  const gradserve::v1::DataType stored = NpyStoredType(dtype);
+  std::string out(n * ItemSize(stored), '\0');
+  EncodeRawValues(values, n, stored, out.data());
   return out;
+}
+
+std::string EncodeNpy(const HostTensor& t, gradserve::v1::DataType dtype) {
+  return NpyHeader(t.shape, dtype) + EncodeNpyData(t.values.data(), t.values.size(), dtype);
 }
 
 }  // namespace gradserve::client

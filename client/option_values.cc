@@ -54,7 +54,10 @@ absl::StatusOr<gradserve::v1::NumericMethod> ParseNumericMethod(absl::string_vie
 
 absl::StatusOr<gradserve::v1::DataType> ParseDataType(absl::string_view word) {
   using namespace gradserve::v1;
-  return Choose<DataType>("dtype", word, {{"f32", DATA_TYPE_FLOAT32}, {"float32", DATA_TYPE_FLOAT32},
+  return Choose<DataType>("dtype", word, {{"", DATA_TYPE_UNSPECIFIED},
+                                          {"f16", DATA_TYPE_FLOAT16}, {"float16", DATA_TYPE_FLOAT16},
+                                          {"bf16", DATA_TYPE_BFLOAT16}, {"bfloat16", DATA_TYPE_BFLOAT16},
+                                          {"f32", DATA_TYPE_FLOAT32}, {"float32", DATA_TYPE_FLOAT32},
                                           {"f64", DATA_TYPE_FLOAT64}, {"float64", DATA_TYPE_FLOAT64}});
 }
 

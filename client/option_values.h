@@ -26,7 +26,8 @@ absl::StatusOr<gradserve::v1::Reduction> ParseReduction(absl::string_view word);
 absl::StatusOr<gradserve::v1::Method> ParseMethod(absl::string_view word);
 // "" (the server's most accurate), "complex-step", "central-difference".
 absl::StatusOr<gradserve::v1::NumericMethod> ParseNumericMethod(absl::string_view word);
-// "f32" / "float32", "f64" / "float64".
+// "" (UNSPECIFIED: the input's own), "f16" / "float16", "bf16" / "bfloat16", "f32" / "float32",
+// "f64" / "float64".
 absl::StatusOr<gradserve::v1::DataType> ParseDataType(absl::string_view word);
 // "raw", "values".
 absl::StatusOr<Encoding> ParseEncoding(absl::string_view word);

@@ -40,9 +40,9 @@ absl::Status CheckOutput(const google::protobuf::Descriptor* type, absl::string_
                                                  " has the tensors ", absl::StrJoin(tensors, ", ")));
 }
 
-std::string EncodeCsv(const HostTensor& t, bool float32) {
+std::string EncodeCsv(const HostTensor& t, gradserve::v1::DataType dtype) {
   const int64_t width = t.shape.empty() ? 1 : t.shape.back();
-  const int digits = float32 ? 9 : 17;
+  const int digits = dtype == gradserve::v1::DATA_TYPE_FLOAT64 ? 17 : 9;
   std::string out;
   for (size_t i = 0; i < t.values.size(); ++i) {
     absl::StrAppend(&out, absl::StrFormat("%.*g", digits, t.values[i]));
@@ -63,9 +63,8 @@ absl::Status WriteResponseTensor(const google::protobuf::Message& response, absl
   const auto& wire = static_cast<const gradserve::v1::Tensor&>(response.GetReflection()->GetMessage(response, f));
   absl::StatusOr<HostTensor> t = DecodeTensor(wire);
   if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("response ", field, ": ", t.status().message()));
-  const bool float32 = wire.dtype() == gradserve::v1::DATA_TYPE_FLOAT32;
-  const std::string contents = absl::EndsWith(absl::AsciiStrToLower(path), ".npy") ? EncodeNpy(*t, float32)
-                                                                                   : EncodeCsv(*t, float32);
+  const std::string contents = absl::EndsWith(absl::AsciiStrToLower(path), ".npy") ? EncodeNpy(*t, t->dtype)
+                                                                                   : EncodeCsv(*t, t->dtype);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (out) out.write(contents.data(), contents.size());
   if (!out) return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));

@@ -1,4 +1,5 @@
-// `--output FILE`: one tensor of a response written as .npy (numpy.load reads it) or .csv.
+// `--output FILE`: one tensor of a response written as .npy (numpy.load reads it) or .csv, in the
+// response's dtype (bfloat16 as float32: numpy has no bfloat16).
 //
 // By default the command's main tensor is written (forward: probabilities, backward:
 // grad_logits, verify: analytic_grad, the right gradient); `--output-field` picks another
@@ -31,8 +32,8 @@ absl::Status WriteResponseTensor(const google::protobuf::Message& response, absl
                                  const std::string& path);
 
 // The CSV text of `t`: rank 0 and 1 on one line, rank 2 one line per row, higher ranks one line
-// per last-axis vector. Round-trip precision: 9 digits for float32, 17 for float64.
-std::string EncodeCsv(const HostTensor& t, bool float32);
+// per last-axis vector. Round-trip precision: 17 digits for float64, 9 for the others.
+std::string EncodeCsv(const HostTensor& t, gradserve::v1::DataType dtype);
 
 }  // namespace gradserve::client
 

@@ -19,12 +19,15 @@ struct EncodedLoss {
   bool has_targets = false;
   Targets targets;
   LossOptions options;
+  TensorFormat format;  // every tensor's: --dtype, else the logits' own
 };
 
 absl::StatusOr<EncodedLoss> EncodeLoss(const LossInputs& in, bool targets_required) {
   EncodedLoss out;
   if (in.logits.empty()) return absl::InvalidArgumentError("--logits is required");
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(out.logits, ReadTensorArg("--logits", in.logits));
+  out.format = in.format;
+  if (out.format.dtype == gradserve::v1::DATA_TYPE_UNSPECIFIED) out.format.dtype = out.logits.dtype;
   if (!in.labels.empty() && !in.target_probs.empty()) {
     return absl::InvalidArgumentError("give --labels or --target-probs, not both");
   }
@@ -39,7 +42,7 @@ absl::StatusOr<EncodedLoss> EncodeLoss(const LossInputs& in, bool targets_requir
   }
   if (!in.target_probs.empty()) {
     GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor probs, ReadTensorArg("--target-probs", in.target_probs));
-    EncodeTensor(FitToShape(std::move(probs), out.logits.shape), in.format,
+    EncodeTensor(FitToShape(std::move(probs), out.logits.shape), out.format,
                  out.targets.mutable_probabilities());
     out.has_targets = true;
   }
@@ -66,7 +69,7 @@ absl::Status EncodeLike(absl::string_view flag, const std::string& arg,
 absl::StatusOr<gradserve::v1::ForwardRequest> BuildForwardRequest(const ForwardInputs& in) {
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/false));
   gradserve::v1::ForwardRequest request;
-  EncodeTensor(loss.logits, in.loss.format, request.mutable_logits());
+  EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   if (loss.has_targets) *request.mutable_targets() = std::move(loss.targets);
   *request.mutable_options() = std::move(loss.options);
   request.set_return_log_probabilities(in.log_probabilities);
@@ -80,11 +83,11 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
   }
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/!upstream));
   gradserve::v1::BackwardRequest request;
-  EncodeTensor(loss.logits, in.loss.format, request.mutable_logits());
+  EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   if (loss.has_targets) *request.mutable_targets() = std::move(loss.targets);
   if (upstream) {
     GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-probs", in.grad_probs, loss.logits.shape,
-                                                in.loss.format, request.mutable_grad_probabilities()));
+                                                loss.format, request.mutable_grad_probabilities()));
   }
   // Options go out only when the user set one: the contract refuses any options with --grad-probs.
   if (loss.options.ByteSizeLong() > 0) *request.mutable_options() = std::move(loss.options);
@@ -94,7 +97,7 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
     if (in.loss.reduction == gradserve::v1::REDUCTION_NONE && loss.logits.shape.size() == 2) {
       shape = {loss.logits.shape[0]};
     }
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-loss", in.grad_loss, shape, in.loss.format,
+    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-loss", in.grad_loss, shape, loss.format,
                                                 request.mutable_grad_loss()));
   }
   request.set_method(in.method);
@@ -106,19 +109,19 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
 absl::StatusOr<gradserve::v1::VerifyGradientRequest> BuildVerifyRequest(const VerifyInputs& in) {
   GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/true));
   gradserve::v1::VerifyGradientRequest request;
-  EncodeTensor(loss.logits, in.loss.format, request.mutable_logits());
+  EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   *request.mutable_targets() = std::move(loss.targets);
   *request.mutable_options() = std::move(loss.options);
   if (!in.candidate.empty()) {
     GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--candidate", in.candidate, loss.logits.shape,
-                                                in.loss.format, request.mutable_candidate_grad()));
+                                                loss.format, request.mutable_candidate_grad()));
   }
   if (!in.candidate_jacobian.empty()) {
     // One classes×classes matrix per row: the logits' shape plus a trailing classes axis.
     std::vector<int64_t> shape = loss.logits.shape;
     shape.push_back(shape.empty() ? 0 : shape.back());
     GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--candidate-jacobian", in.candidate_jacobian, shape,
-                                                in.loss.format, request.mutable_candidate_jacobian()));
+                                                loss.format, request.mutable_candidate_jacobian()));
   }
   request.set_epsilon(in.epsilon);
   request.set_rtol(in.rtol);

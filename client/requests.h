@@ -1,7 +1,8 @@
 // Builds ForwardRequest, BackwardRequest and VerifyGradientRequest from what the user typed.
 //
 // The Inputs structs hold the flags' text as given (inline numbers or file names) plus typed
-// options; Build* reads the files, fits shapes and encodes every tensor in the logits' dtype and
+// options; Build* reads the files, fits shapes and encodes every tensor in one dtype (--dtype, else
+// the logits' own: a float32 .npy is sent as float32, inline and CSV numbers as float64) and
 // encoding. Errors are InvalidArgument and name the flag, file, line and column: the CLI prints
 // them and exits 2 without sending anything.
 //
@@ -30,7 +31,7 @@ struct LossInputs {
   gradserve::v1::Reduction reduction = gradserve::v1::REDUCTION_UNSPECIFIED;  // MEAN
   double label_smoothing = 0;
   std::optional<int64_t> ignore_index;
-  TensorFormat format;       // dtype and encoding of every tensor sent
+  TensorFormat format;       // dtype (UNSPECIFIED: the logits') and encoding of every tensor sent
 };
 
 struct ForwardInputs {

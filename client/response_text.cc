@@ -45,7 +45,10 @@ std::string FindingName(gradserve::v1::FindingCode code) {
 
 absl::StatusOr<std::string> ForwardText(const gradserve::v1::ForwardResponse& r, const TableStyle& style) {
   std::string out;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
+  // Absent only when --output took it (a chunked call streams it to the file).
+  if (r.has_probabilities()) {
+    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
+  }
   if (r.has_log_probabilities()) {
     GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "log_probabilities", r.log_probabilities(),
                                                   ClassAxes(r.log_probabilities()), style));
@@ -59,7 +62,9 @@ absl::StatusOr<std::string> ForwardText(const gradserve::v1::ForwardResponse& r,
 
 absl::StatusOr<std::string> BackwardText(const gradserve::v1::BackwardResponse& r, const TableStyle& style) {
   std::string out;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "grad_logits", r.grad_logits(), ClassAxes(r.grad_logits()), style));
+  if (r.has_grad_logits()) {  // absent only when --output took it
+    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "grad_logits", r.grad_logits(), ClassAxes(r.grad_logits()), style));
+  }
   if (r.has_loss()) {
     GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "loss", r.loss(), {"row"}, style));
     if (r.reduction_denominator() != 0) AppendNumber(&out, "reduction_denominator", r.reduction_denominator(), style);

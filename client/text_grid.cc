@@ -7,6 +7,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/status_macros.h"
 
 namespace gradserve::client {
 namespace {
@@ -23,7 +25,7 @@ using Locate = std::function<std::string(const Place&)>;
 // `locate` turns a place into the prefix of an error message. Rank 1 unless `force_rank2` or a
 // separator was seen.
 absl::StatusOr<HostTensor> ParseGrid(absl::string_view text, char row_sep, bool force_rank2,
-                                     const std::function<bool(absl::string_view)>& skip_row,
+                                     const std::function<bool(int64_t, absl::string_view)>& skip_row,
                                      const Locate& locate) {
   HostTensor out;
   int64_t rows = 0, columns = -1, first_line = 0, line = 0;
@@ -36,7 +38,7 @@ absl::StatusOr<HostTensor> ParseGrid(absl::string_view text, char row_sep, bool 
     absl::string_view row_text = text.substr(start, end - start);
     ++line;
     if (!row_text.empty() && row_text.back() == '\r') row_text.remove_suffix(1);
-    if (!skip_row(row_text)) {
+    if (!skip_row(line, row_text)) {
       int64_t count = 0;
       size_t value_start = 0;
       while (true) {
@@ -99,7 +101,7 @@ absl::StatusOr<HostTensor> ParseInlineGrid(absl::string_view flag, absl::string_
   for (size_t i = 0; i < body.size(); ++i) {
     if (body[i] == ';') row_offsets.push_back(i + 1);
   }
-  auto never_skip = [](absl::string_view) { return false; };
+  auto never_skip = [](int64_t, absl::string_view) { return false; };
   const std::string quoted = absl::StrCat(flag, " \"", text, "\": ");
   auto locate = [&](const Place& at) {
     if (at.line == 0) return quoted;
@@ -109,15 +111,45 @@ absl::StatusOr<HostTensor> ParseInlineGrid(absl::string_view flag, absl::string_
 }
 
 absl::StatusOr<HostTensor> ParseCsvGrid(absl::string_view path, absl::string_view contents) {
-  auto skip = [](absl::string_view row) {
+  auto blank = [](absl::string_view row) {
     absl::string_view t = absl::StripAsciiWhitespace(row);
     return t.empty() || t.front() == '#';
   };
+  // A first line without numbers is a header (pandas writes one). One whose first cell is empty
+  // (",0,1,2") is the header of pandas' index column, which is dropped from every row; a data
+  // line never starts with an empty cell.
+  int64_t header_line = 0;
+  bool index_column = false;
+  int64_t line = 0;
+  for (absl::string_view row : absl::StrSplit(contents, '\n')) {
+    ++line;
+    if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
+    if (blank(row)) continue;
+    std::vector<absl::string_view> cells = absl::StrSplit(row, ',');
+    index_column = cells.size() > 1 && absl::StripAsciiWhitespace(cells[0]).empty();
+    bool any_number = false;
+    double v;
+    for (absl::string_view cell : cells) any_number = any_number || ParseNumber(cell, &v);
+    if (index_column || !any_number) header_line = line;
+    break;
+  }
+  auto skip = [&](int64_t at, absl::string_view row) { return at == header_line || blank(row); };
   auto locate = [&](const Place& at) {
     if (at.line == 0) return absl::StrCat(path, ": ");
     return absl::StrCat(path, ":", at.line, ":", at.column, ": ");
   };
-  return ParseGrid(contents, '\n', /*force_rank2=*/true, skip, locate);
+  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor t, ParseGrid(contents, '\n', /*force_rank2=*/true, skip, locate));
+  if (index_column) {
+    const int64_t rows = t.shape[0], columns = t.shape[1];
+    std::vector<double> kept;
+    kept.reserve(rows * (columns - 1));
+    for (int64_t r = 0; r < rows; ++r) {
+      kept.insert(kept.end(), t.values.begin() + r * columns + 1, t.values.begin() + (r + 1) * columns);
+    }
+    t.values = std::move(kept);
+    t.shape[1] = columns - 1;
+  }
+  return t;
 }
 
 }  // namespace gradserve::client

@@ -23,7 +23,9 @@ namespace gradserve::client {
 absl::StatusOr<HostTensor> ParseInlineGrid(absl::string_view flag, absl::string_view text);
 
 // A CSV file's contents: always rank 2, [rows, columns]. Blank lines and lines starting with '#'
-// are skipped; "\r\n" line ends are fine. `path` names the file in messages.
+// are skipped; "\r\n" line ends are fine. A first line without numbers is a header and is skipped
+// (pandas' to_csv writes one); a first line whose first cell is empty (",0,1,2") is the header of
+// pandas' index column, and that column is dropped too. `path` names the file in messages.
 absl::StatusOr<HostTensor> ParseCsvGrid(absl::string_view path, absl::string_view contents);
 
 // One number, trimmed of spaces; false if `text` is not entirely a number.

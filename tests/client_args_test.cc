@@ -94,6 +94,9 @@ TEST(ClientOptionValuesTest, EnumsAcceptTheirWords) {
   EXPECT_EQ(*ParseMethod("chain_rule"), gradserve::v1::METHOD_CHAIN_RULE);
   EXPECT_EQ(*ParseNumericMethod("central-difference"), gradserve::v1::NUMERIC_METHOD_CENTRAL_DIFFERENCE);
   EXPECT_EQ(*ParseDataType("float32"), gradserve::v1::DATA_TYPE_FLOAT32);
+  EXPECT_EQ(*ParseDataType("f16"), gradserve::v1::DATA_TYPE_FLOAT16);
+  EXPECT_EQ(*ParseDataType("BF16"), gradserve::v1::DATA_TYPE_BFLOAT16);
+  EXPECT_EQ(*ParseDataType(""), gradserve::v1::DATA_TYPE_UNSPECIFIED);  // the input's own
   EXPECT_EQ(*ParseEncoding("values"), Encoding::kValues);
   EXPECT_EQ(*ParseBenchRpc("stream"), BenchRpc::kStream);
   EXPECT_EQ(*ParseOutputFormat("json"), OutputFormat::kJson);
@@ -101,8 +104,8 @@ TEST(ClientOptionValuesTest, EnumsAcceptTheirWords) {
 
 TEST(ClientOptionValuesTest, ErrorsListTheChoices) {
   EXPECT_EQ(ParseReduction("avg").status().message(), "--reduction=avg: expected mean, sum or none");
-  EXPECT_EQ(ParseDataType("f16").status().message(),
-            "--dtype=f16: expected f32, float32, f64 or float64");
+  EXPECT_EQ(ParseDataType("f8").status().message(),
+            "--dtype=f8: expected f16, float16, bf16, bfloat16, f32, float32, f64 or float64");
 }
 
 TEST(ClientOptionValuesTest, ShapesAndDurations) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "client/bench.h"
+#include "client/bench_payload.h"
 #include "client/bench_report.h"
 #include "gmock/gmock.h"
 #include "gradserve/v1/gradserve.grpc.pb.h"
@@ -184,6 +185,30 @@ TEST(ClientBenchReportTest, JsonHasEveryFieldScriptsRead) {
   EXPECT_THAT(json, HasSubstr(R"("requests": 200, "errors": 0, "seconds": 0.5, "qps": 400)"));
   EXPECT_THAT(json, HasSubstr(R"("latency_ms": {"p50": 2, "p90": 4, "p99": 4, "max": 4, "mean": 2.5})"));
   EXPECT_THAT(json, HasSubstr(R"("logits_bytes_per_s": 128000})"));
+}
+
+TEST(ClientBenchPayloadTest, HalfDtypesSendTwoBytesPerLogit) {
+  BenchOptions o;
+  o.batch = 3;
+  o.classes = 7;
+  for (auto dtype : {gradserve::v1::DATA_TYPE_FLOAT16, gradserve::v1::DATA_TYPE_BFLOAT16}) {
+    o.format = {dtype, Encoding::kRaw};
+    auto p = MakeBenchPayload(o);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->logits_bytes, 3 * 7 * 2);
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(p->request.Dump(&slices).ok());
+    std::string bytes;
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    gradserve::v1::BackwardRequest request;
+    ASSERT_TRUE(request.ParseFromString(bytes));
+    EXPECT_EQ(request.logits().dtype(), dtype);
+    EXPECT_EQ(request.logits().raw().size(), 3u * 7 * 2);
+  }
+  o.format = {gradserve::v1::DATA_TYPE_UNSPECIFIED, Encoding::kRaw};  // no --dtype: float64
+  auto p = MakeBenchPayload(o);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->logits_bytes, 3 * 7 * 8);
 }
 
 }  // namespace

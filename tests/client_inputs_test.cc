@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "client/inputs.h"
-#include "client/json_tensor.h"
 #include "client/npy.h"
 #include "client/text_grid.h"
 #include "gmock/gmock.h"
@@ -95,59 +94,6 @@ TEST(ClientCsvGridTest, EmptyFileIsRefused) {
   EXPECT_EQ(t.status().message(), "z.csv: no numbers");
 }
 
-TEST(ClientJsonTensorTest, NestedArraysGiveTheShape) {
-  auto t = ParseJsonTensor("z.json", "[[1.75, 1.75],\n [0.2, 0.1]]");
-  CLIENT_ASSERT_OK(t);
-  EXPECT_THAT(t->shape, ElementsAre(2, 2));
-  EXPECT_THAT(t->values, ElementsAre(1.75, 1.75, 0.2, 0.1));
-}
-
-TEST(ClientJsonTensorTest, BareNumberIsAScalar) {
-  auto t = ParseJsonTensor("z.json", " 2.5 ");
-  CLIENT_ASSERT_OK(t);
-  EXPECT_TRUE(t->shape.empty());
-  EXPECT_THAT(t->values, ElementsAre(2.5));
-}
-
-TEST(ClientJsonTensorTest, EmptyArraysKeepTheirShape) {
-  auto t = ParseJsonTensor("z.json", "[[], []]");
-  CLIENT_ASSERT_OK(t);
-  EXPECT_THAT(t->shape, ElementsAre(2, 0));
-}
-
-TEST(ClientJsonTensorTest, ReadsTheTensorObjectThatFormatJsonPrints) {
-  auto t = ParseJsonTensor("z.json",
-                           R"({"shape":["1","2"],"dtype":"DATA_TYPE_FLOAT64","values":[0.5,"NaN"]})");
-  CLIENT_ASSERT_OK(t);
-  EXPECT_THAT(t->shape, ElementsAre(1, 2));
-  EXPECT_EQ(t->values[0], 0.5);
-  EXPECT_TRUE(std::isnan(t->values[1]));
-}
-
-TEST(ClientJsonTensorTest, RaggedArrayNamesLineAndColumn) {
-  auto t = ParseJsonTensor("z.json", "[[1, 2],\n [3]]");
-  ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().message(), "z.json:2:2: array has 1 elements, expected 2 like the first at this depth");
-}
-
-TEST(ClientJsonTensorTest, SyntaxErrorNamesLineAndColumn) {
-  auto t = ParseJsonTensor("z.json", "[1,\n  2\n  3]");
-  ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().message(), "z.json:3:3: expected ',' or ']'");
-}
-
-TEST(ClientJsonTensorTest, WordThatIsNotANumberIsRefused) {
-  auto t = ParseJsonTensor("z.json", "[1, true]");
-  ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().message(), "z.json:1:5: expected a number");
-}
-
-TEST(ClientJsonTensorTest, ObjectWithWrongCountIsRefused) {
-  auto t = ParseJsonTensor("z.json", R"({"shape": [2, 2], "values": [1, 2, 3]})");
-  ASSERT_FALSE(t.ok());
-  EXPECT_THAT(t.status().message(), HasSubstr("\"shape\" [2, 2] needs 4 values, found 3"));
-}
-
 TEST(ClientNpyTest, ReadsFloat32WrittenByNumpy) {
   auto bytes = ReadWholeFile(TestDataPath("client_logits_2x3_f32.npy"));
   CLIENT_ASSERT_OK(bytes);
@@ -204,12 +150,12 @@ TEST(ClientNpyTest, StructuredDtypeIsRefused) {
 
 TEST(ClientNpyTest, WrittenFileReadsBack) {
   const HostTensor t{{2, 2}, {1, -2.5, 3e-300, 4}};
-  auto back = ParseNpy("t.npy", EncodeNpy(t, /*float32=*/false));
+  auto back = ParseNpy("t.npy", EncodeNpy(t, gradserve::v1::DATA_TYPE_FLOAT64));
   CLIENT_ASSERT_OK(back);
   EXPECT_EQ(back->shape, t.shape);
   EXPECT_EQ(back->values, t.values);
   // numpy requires the data to start on a 64-byte boundary.
-  EXPECT_EQ(EncodeNpy(t, true).size() % 64, 16u);
+  EXPECT_EQ(EncodeNpy(t, gradserve::v1::DATA_TYPE_FLOAT32).size() % 64, 16u);
 }
 
 TEST(ClientReadTensorArgTest, ChoosesTheReaderByExtension) {
@@ -229,11 +175,49 @@ TEST(ClientReadTensorArgTest, MissingFileIsNamed) {
   EXPECT_EQ(t.status().message(), "cannot read /nonexistent/z.csv: No such file or directory");
 }
 
-TEST(ClientReadTensorArgTest, FileOfUnknownTypeIsExplained) {
+TEST(ClientReadTensorArgTest, FileOfUnknownTypeListsTheKnownExtensions) {
   const std::string txt = WriteTempFile("z.txt", "1,2\n");
   auto t = ReadTensorArg("--logits", txt);
   ASSERT_FALSE(t.ok());
-  EXPECT_THAT(t.status().message(), HasSubstr("a file, but not .csv, .json or .npy"));
+  EXPECT_EQ(t.status().message(), "--logits " + txt + ": a file of unknown type; the known extensions are "
+                                  ".csv, .json and .npy (name it by its format)");
+}
+
+TEST(ClientReadTensorArgTest, MissingFileOfUnknownTypeIsNamedAsMissing) {
+  for (const std::string arg : {"z.txt", "data/logits", "z.TSV"}) {
+    auto t = ReadTensorArg("--logits", arg);
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().message(), "--logits " + arg + ": no such file (give inline numbers like 1,2;3,4 or a "
+                                    ".csv, .json or .npy file)");
+  }
+  // Not a file name: the inline parser's message, which points at the bad value.
+  auto u = ReadTensorArg("--logits", "1,x");
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().message(), "--logits \"1,x\": column 3: expected a number, found \"x\"");
+}
+
+TEST(ClientCsvGridTest, HeaderLineIsSkipped) {
+  auto t = ParseCsvGrid("z.csv", "a,b,c\n1,2,3\n4,5,6\n");
+  CLIENT_ASSERT_OK(t);
+  EXPECT_THAT(t->shape, ElementsAre(2, 3));
+  EXPECT_THAT(t->values, ElementsAre(1, 2, 3, 4, 5, 6));
+}
+
+TEST(ClientCsvGridTest, PandasIndexColumnIsDropped) {
+  // pandas.DataFrame(array).to_csv("z.csv"): a header ",0,1" and the row index in front.
+  auto t = ParseCsvGrid("z.csv", ",0,1\n0,0.5,1.5\n1,2.5,3.5\n");
+  CLIENT_ASSERT_OK(t);
+  EXPECT_THAT(t->shape, ElementsAre(2, 2));
+  EXPECT_THAT(t->values, ElementsAre(0.5, 1.5, 2.5, 3.5));
+}
+
+TEST(ClientCsvGridTest, FirstLineWithANumberIsDataNotAHeader) {
+  auto t = ParseCsvGrid("z.csv", "1,oops\n3,4\n");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(), "z.csv:1:3: expected a number, found \"oops\"");
+  auto u = ParseCsvGrid("z.csv", "a,b\nc,d\n");  // only the first line can be a header
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().message(), "z.csv:2:1: expected a number, found \"c\"");
 }
 
 TEST(ClientClassIndicesTest, AcceptsRowsAndAColumn) {

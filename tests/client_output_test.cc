@@ -155,13 +155,13 @@ TEST(ClientResponseJsonTest, BrokenTensorIsReportedWithItsField) {
 
 TEST(ClientOutputFileTest, CsvHasOneLinePerRowAndRoundTrips) {
   const HostTensor t{{2, 3}, {0.1, 2, -3, 4.5, 1e-300, 6}};
-  const std::string csv = EncodeCsv(t, /*float32=*/false);
+  const std::string csv = EncodeCsv(t, DATA_TYPE_FLOAT64);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2);
   auto back = ParseCsvGrid("t.csv", csv);
   CLIENT_ASSERT_OK(back);
   EXPECT_EQ(back->values, t.values);
-  EXPECT_EQ(EncodeCsv({{2}, {0.5, -0.5}}, false), "0.5,-0.5\n");
-  EXPECT_EQ(EncodeCsv({{}, {2}}, false), "2\n");
+  EXPECT_EQ(EncodeCsv({{2}, {0.5, -0.5}}, DATA_TYPE_FLOAT64), "0.5,-0.5\n");
+  EXPECT_EQ(EncodeCsv({{}, {2}}, DATA_TYPE_FLOAT64), "2\n");
 }
 
 TEST(ClientOutputFileTest, WritesTheChosenTensorAsNpy) {

@@ -1,13 +1,16 @@
-// Helpers shared by the client's tests: status assertions, the source tree's test data, and
-// scratch files.
+// Helpers shared by the client's tests: status assertions, the source tree's test data, scratch
+// files, and (in tests that define GRADSERVE_CLI_BINARY) running the gradserve binary.
 #ifndef GRADSERVE_TESTS_CLIENT_TEST_UTIL_H_
 #define GRADSERVE_TESTS_CLIENT_TEST_UTIL_H_
 
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,6 +33,59 @@ inline std::string WriteTempFile(const std::string& name, const std::string& con
   std::ofstream(path, std::ios::binary | std::ios::trunc) << contents;
   return path;
 }
+
+#ifdef GRADSERVE_CLI_BINARY  // the CLI tests: the path of the gradserve binary
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the gradserve binary with `args` (and `env` added to the environment), collecting both
+// output streams.
+inline CliResult RunCli(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_pipe[1], STDOUT_FILENO);
+    dup2(err_pipe[1], STDERR_FILENO);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
+    unsetenv("GRADSERVE_TOKEN");
+    for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv{const_cast<char*>(GRADSERVE_CLI_BINARY)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(GRADSERVE_CLI_BINARY, argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  CliResult r;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&r.out, &r.err};
+  int open_streams = 2;
+  while (open_streams > 0 && poll(fds, 2, 60000) > 0) {
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[4096];
+      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, n);
+      } else {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_streams;
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+#endif  // GRADSERVE_CLI_BINARY
 
 }  // namespace gradserve::client::testing
 
