@@ -146,7 +146,7 @@ absl::Status FillTargets(const ChunkPlan& p, int64_t chunk, gradserve::v1::Targe
   return absl::OkStatus();
 }
 
-// Options go out only when one differs from the default, as in a single call (API.md refuses
+// Options go out only when one differs from the default, as in a single call (docs/api.md refuses
 // any options with grad_probabilities).
 bool HasOptions(const gradserve::v1::LossOptions& o) { return o.ByteSizeLong() > 0; }
 

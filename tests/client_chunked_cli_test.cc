@@ -99,7 +99,7 @@ void ExpectSameTensor(const gradserve::v1::Tensor& a, const gradserve::v1::Tenso
   for (int i = 0; i < a.shape_size(); ++i) EXPECT_EQ(a.shape(i), b.shape(i)) << what;
   EXPECT_EQ(a.dtype(), b.dtype()) << what;
   ASSERT_EQ(a.values_size(), b.values_size()) << what;
-  double scale = 0;  // errors are relative to the tensor's largest element, as API.md's bounds
+  double scale = 0;  // errors are relative to the tensor's largest element, as docs/api.md's bounds
   for (double v : a.values()) scale = std::isfinite(v) ? std::max(scale, std::fabs(v)) : scale;
   for (int i = 0; i < a.values_size(); ++i) {
     if (std::isnan(a.values(i))) {

@@ -1,7 +1,7 @@
 // The CLI's float16 and bfloat16 end to end, against a server that serves half precision (API
 // revision 4): a float16 .npy is sent and answered as float16 and written back as '<f2';
 // --dtype bf16 sends bfloat16 and gets float32 .npy files holding bfloat16 values; bench
-// generates half payloads. Enabled with -DGRADSERVE_CLIENT_HALF_E2E=ON (tests/client_tests.cmake).
+// generates half payloads.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -70,7 +70,7 @@ TEST_F(ClientHalfCliTest, Float16NpyIsSentAndWrittenAsFloat16) {
   CLIENT_ASSERT_OK(g16);
   CLIENT_ASSERT_OK(g64);
   ASSERT_EQ(g16->values.size(), g64->values.size());
-  // API.md's half bound: (float32 bound + 2^-11) · max(1, max |float64 result|).
+  // docs/api.md's half-precision bound: (float32 bound + 2^-11) · max(1, max |float64 result|).
   for (size_t i = 0; i < g16->values.size(); ++i) {
     EXPECT_NEAR(g16->values[i], g64->values[i], 1e-5 + std::ldexp(1, -11)) << i;
   }

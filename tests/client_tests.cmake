@@ -20,16 +20,8 @@ gradserve_test(client_cli_messages_test gradserve::client gradserve_test_server_
 target_compile_definitions(client_cli_messages_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_cli_messages_test gradserve gradserve-server)
 
-# float16/bfloat16 end to end: needs a server that serves half dtypes (API revision 4). Built
-# always; registered with ctest when GRADSERVE_CLIENT_HALF_E2E is ON.
-option(GRADSERVE_CLIENT_HALF_E2E "register the CLI's float16/bfloat16 end-to-end tests" OFF)
-if(GRADSERVE_CLIENT_HALF_E2E)
-  gradserve_test(client_half_cli_test gradserve::client gradserve_test_server_process GTest::gmock)
-else()
-  add_executable(client_half_cli_test client_half_cli_test.cc)
-  target_link_libraries(client_half_cli_test PRIVATE gradserve::client gradserve_test_server_process
-                        GTest::gmock GTest::gtest GTest::gtest_main)
-endif()
+# float16/bfloat16 end to end, against the real server.
+gradserve_test(client_half_cli_test gradserve::client gradserve_test_server_process GTest::gmock)
 target_compile_definitions(client_half_cli_test PRIVATE GRADSERVE_CLI_BINARY="$<TARGET_FILE:gradserve>")
 add_dependencies(client_half_cli_test gradserve gradserve-server)
 

@@ -1,8 +1,5 @@
 """float16 and bfloat16 (API revision 4): numpy float16 and torch bfloat16 in, results within the
 contract's bound of a float64 reference computed from the inputs as rounded to the half dtype.
-
-These need a server that serves DATA_TYPE_FLOAT16/BFLOAT16; conftest.py leaves this file out of
-the run until it does (see collect_ignore there).
 """
 
 from __future__ import annotations
