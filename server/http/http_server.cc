@@ -1,5 +1,7 @@
 #include "server/http/http_server.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -64,6 +66,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   std::string host = listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
 
+  // Debian's libcpp-httplib sends without MSG_NOSIGNAL: a client that goes away mid-response
+  // would otherwise kill the process with SIGPIPE. The write then fails with EPIPE instead.
+  signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<HttpServer> http(new HttpServer(service));
   httplib::Server& server = *http->server_;
   server.new_task_queue = [] { return new httplib::ThreadPool(HttpThreads()); };
