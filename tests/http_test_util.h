@@ -59,6 +59,36 @@ inline absl::StatusOr<HttpServerProcess> StartWithHttp(std::vector<std::string> 
   return s;
 }
 
+// Sends `bytes` on a fresh connection, then reads until the server closes it (or 10 s pass):
+// for requests a server must answer before they are sent whole.
+inline std::string RawExchange(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, n);
+  }
+  close(fd);
+  return answer;
+}
+
+// A POST's head, declaring `length` body bytes (or chunked when length < 0).
+inline std::string PostHead(const std::string& path, long length, const std::string& token) {
+  return absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n",
+                      token.empty() ? "" : absl::StrCat("Authorization: Bearer ", token, "\r\n"),
+                      length < 0 ? std::string("Transfer-Encoding: chunked\r\n")
+                                 : absl::StrCat("Content-Length: ", length, "\r\n"),
+                      "\r\n");
+}
+
 // "name{labels}" -> value for every sample line of a Prometheus text exposition.
 inline std::map<std::string, double> ParseMetrics(const std::string& text) {
   std::map<std::string, double> samples;

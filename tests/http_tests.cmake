@@ -6,3 +6,11 @@ find_package(nlohmann_json 3.11 REQUIRED)
 
 gradserve_test(http_test gradserve::proto gradserve_test_server_process PkgConfig::TEST_HTTPLIB nlohmann_json::nlohmann_json)
 gradserve_test(http_metrics_test gradserve::proto gradserve_test_server_process PkgConfig::TEST_HTTPLIB nlohmann_json::nlohmann_json)
+
+# The page in Debian's headless Chromium via puppeteer-core (scripts/setup runs `npm ci` in
+# tests/browser); the screenshot of the seed case stays in the build directory.
+find_program(GRADSERVE_NODE node REQUIRED)
+add_test(NAME verifier_page_browser_test
+  COMMAND ${GRADSERVE_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/page_test.mjs
+          $<TARGET_FILE:gradserve-server> ${CMAKE_CURRENT_BINARY_DIR}/verifier_page_seed.png)
+set_tests_properties(verifier_page_browser_test PROPERTIES TIMEOUT 180 LABELS browser)

@@ -168,17 +168,26 @@ void HttpServer::Routes() {
         answer.status = absl::UnavailableError("the server is shutting down; retry on another replica");
       } else {
         body.reserve(has_length ? length : 0);
+        // A chunked body declares no length. Past the limit it is no longer kept, but read on
+        // (up to 4x the limit, as the gRPC transport admits) so that the answer is not sent
+        // while the client is still writing, which cpp-httplib cannot follow with a close.
+        uint64_t received = 0;
         read([&](const char* data, size_t n) {
-          too_large = body.size() + n > static_cast<size_t>(limit);  // chunked bodies have no length
-          if (!too_large) body.append(data, n);
-          return !too_large;
+          received += n;
+          too_large = received > static_cast<uint64_t>(limit);
+          if (too_large) {
+            std::string().swap(body);
+          } else {
+            body.append(data, n);
+          }
+          return received <= 4 * static_cast<uint64_t>(limit);
         });
         if (too_large) {
           answer.status = absl::ResourceExhaustedError(absl::StrFormat(
-              "request body (sent without Content-Length) passed the %.0f MiB limit set by "
-              "--max_message_mib; reading stopped there", limit / 1048576.0));
+              "request body (sent without Content-Length) is %s%d bytes, over the %.0f MiB limit "
+              "set by --max_message_mib", received > 4 * static_cast<uint64_t>(limit) ? "over " : "",
+              received, limit / 1048576.0));
           service_.metrics().RecordRejection(Rejection::kMessageSize);
-          res.set_header("Connection", "close");
         } else {
           answer.status = service_.AuthenticateHeader(req.has_header("Authorization"),
                                                       req.get_header_value("Authorization"));
