@@ -14,3 +14,7 @@ add_test(NAME verifier_page_browser_test
   COMMAND ${GRADSERVE_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/page_test.mjs
           $<TARGET_FILE:gradserve-server> ${CMAKE_CURRENT_BINARY_DIR}/verifier_page_seed.png)
 set_tests_properties(verifier_page_browser_test PROPERTIES TIMEOUT 180 LABELS browser)
+
+# The HTTP side of scripts/bench-service's comparison: not a test, a load generator.
+add_executable(gradserve_http_bench http_bench.cc)
+target_link_libraries(gradserve_http_bench PRIVATE PkgConfig::TEST_HTTPLIB absl::flags absl::flags_parse absl::strings Threads::Threads)
