@@ -389,6 +389,9 @@ if [ "$image_ok" = 1 ]; then
   check "podman-compose down" compose down
 fi
 
+# The Deployment's pod spec for real (podman kube play): deploy/kube_play_check.sh.
+if [ "$image_ok" = 1 ]; then . deploy/kube_play_check.sh; fi
+
 # --- manifests and Dockerfile, offline --------------------------------------------------------
 
 section "manifests and Dockerfile"

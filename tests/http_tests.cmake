@@ -9,7 +9,11 @@ gradserve_test(http_metrics_test gradserve::proto gradserve_test_server_process 
 
 # The page in Debian's headless Chromium via puppeteer-core (scripts/setup runs `npm ci` in
 # tests/browser); the screenshot of the seed case stays in the build directory.
-find_program(GRADSERVE_NODE node REQUIRED)
+# Without node (e.g. in the image's build stage, which runs no ctest) the test fails when run.
+find_program(GRADSERVE_NODE node)
+if(NOT GRADSERVE_NODE)
+  set(GRADSERVE_NODE node)
+endif()
 add_test(NAME verifier_page_browser_test
   COMMAND ${GRADSERVE_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/page_test.mjs
           $<TARGET_FILE:gradserve-server> ${CMAKE_CURRENT_BINARY_DIR}/verifier_page_seed.png)
