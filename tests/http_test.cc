@@ -94,6 +94,15 @@ TEST_F(HttpTest, ForwardAndBackwardAnswerInTheProtoJsonMapping) {
   const json bj = json::parse(b->body);
   EXPECT_EQ(bj["grad_logits"]["dtype"], "DATA_TYPE_FLOAT32");
   EXPECT_EQ(bj["grad_logits"]["raw"], "AAAAPwAAAL8=");  // float32 (0.5, -0.5)
+  // Non-finite numbers are strings in protobuf's mapping, both ways: MEAN over no rows is NaN,
+  // and a "NaN" logit is refused by name.
+  auto nan = Post("/v1/forward", R"({"logits": {"shape": [1, 2], "values": [1, 2]},
+      "targets": {"class_indices": {"values": [0]}}, "options": {"ignoreIndex": 0}})");
+  ASSERT_TRUE(nan);
+  ASSERT_EQ(nan->status, 200) << nan->body;
+  EXPECT_EQ(json::parse(nan->body)["loss"]["values"], json::array({"NaN"})) << nan->body;
+  ExpectError(Post("/v1/forward", R"({"logits": {"shape": [2], "values": [1, "NaN"]}})"), 400, 3,
+              "INVALID_ARGUMENT", "logits");
 }
 
 TEST_F(HttpTest, ErrorsMapToHttpStatusesWithJsonBodies) {

@@ -5,16 +5,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/http/json_tensors.h"
 #include "server/rpc_logic.h"
 
 namespace gradserve {
 namespace {
-
-// Protobuf 3.21 has its own Status type.
-absl::Status FromProtobuf(const google::protobuf::util::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.code()), std::string(s.message()));
-}
 
 template <typename Request, typename Response, typename Logic>
 JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
@@ -24,7 +19,7 @@ JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
   if (!answer.status.ok()) return answer;
   Request request;
   Response response;
-  answer.status = FromProtobuf(google::protobuf::util::JsonStringToMessage(body, &request));
+  answer.status = ParseJsonMessage(body, &request);
   if (!answer.status.ok()) {
     answer.status = absl::InvalidArgumentError(
         absl::StrCat("the body is not a ", Request::descriptor()->full_name(),
@@ -48,11 +43,8 @@ JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
     }
   }
   if (answer.status.ok()) {
-    google::protobuf::util::JsonPrintOptions print;
-    print.preserve_proto_field_names = true;
-    print.always_print_primitive_fields = true;
-    answer.status = FromProtobuf(google::protobuf::util::MessageToJsonString(response, &answer.json, print));
     answer.rows = LogitsRows(request.logits());
+    answer.status = PrintJsonMessage(&response, &answer.json);
   }
   service.Release(body.size());
   return answer;
