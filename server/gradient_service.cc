@@ -95,6 +95,19 @@ void GradientService::Release(size_t bytes) {
   metrics_.AddInflight(-1, -static_cast<int64_t>(bytes));
 }
 
+template <typename Task>
+void GradientService::Dispatch(size_t request_bytes, Task task) {
+  if (request_bytes >= kOffloadBytes) {
+    metrics_.AddQueued(1);
+    pool_.Schedule([this, task = std::move(task)]() mutable {
+      metrics_.AddQueued(-1);
+      task();
+    });
+  } else {
+    task();
+  }
+}
+
 void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
                           std::function<absl::Status(const ExecContext&)> work,
                           std::function<void(absl::Status)> done) {
@@ -106,15 +119,7 @@ void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes
     };
     done(Finalize(*ctx, work(exec)));
   };
-  if (request_bytes >= kOffloadBytes) {
-    metrics_.AddQueued(1);
-    pool_.Schedule([this, task = std::move(task)] {
-      metrics_.AddQueued(-1);
-      task();
-    });
-  } else {
-    task();
-  }
+  Dispatch(request_bytes, std::move(task));
 }
 
 void GradientService::Run(size_t request_bytes, std::function<bool()> is_cancelled,
@@ -127,15 +132,7 @@ void GradientService::Run(size_t request_bytes, std::function<bool()> is_cancell
     exec.is_cancelled = is_cancelled;
     done(work(exec));
   };
-  if (request_bytes >= kOffloadBytes) {
-    metrics_.AddQueued(1);
-    pool_.Schedule([this, task = std::move(task)] {
-      metrics_.AddQueued(-1);
-      task();
-    });
-  } else {
-    task();
-  }
+  Dispatch(request_bytes, std::move(task));
 }
 
 template <typename Request, typename Response, typename Logic>

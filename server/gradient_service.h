@@ -55,6 +55,9 @@ class GradientService final : public v1::GradientService::CallbackService {
   Metrics& metrics() { return metrics_; }
 
  private:
+  // Runs `task` here for small requests, on the compute pool for big ones.
+  template <typename Task>
+  void Dispatch(size_t request_bytes, Task task);
   template <typename Request, typename Response, typename Logic>
   grpc::ServerUnaryReactor* Unary(Rpc rpc, grpc::CallbackServerContext* ctx, const Request* req,
                                   Response* resp, Logic logic);
