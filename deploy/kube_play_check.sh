@@ -21,11 +21,12 @@ kube_play() {
     "$client" --target="127.0.0.1:$kube_grpc" --timeout=2 health >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  podman pod logs "$prefix-kube-pod" 2>&1 | tail -n 20
+  podman ps -a --format '{{.Names}}' | grep "^$prefix-kube" | xargs -r -n 1 podman logs 2>&1 | tail -n 20
   return 1
 }
 if check "podman kube play --network=slirp4netns (gRPC on host port $kube_grpc, HTTP on $kube_http)" kube_play; then
-  kube_container=$(podman ps --filter "pod=$prefix-kube-pod" --format '{{.Names}}' | grep -v -- '-infra$' | head -n 1)
+  # podman 4.3 names the Deployment's pod NAME-pod-0 and its container NAME-pod-0-CONTAINER.
+  kube_container=$(podman ps --format '{{.Names}}' | grep -E "^$prefix-kube-pod(-[0-9]+)?-gradserve$" | head -n 1)
   kube_security() {
     local pid
     pid=$(podman inspect --format '{{.State.Pid}}' "$kube_container") || return 1
