@@ -140,7 +140,9 @@ exec 9>"$cache/lock"
 flock -n 9 || { echo "another deploy/check.sh is running; waiting for it"; flock 9; }
 
 section "prerequisites"
-packages=(podman buildah runc conmon catatonit netavark aardvark-dns iptables uidmap debootstrap yamllint podman-compose)
+# slirp4netns: the network of `podman kube play` (kube_play_check.sh).
+packages=(podman buildah runc conmon catatonit netavark aardvark-dns iptables uidmap debootstrap yamllint podman-compose
+  slirp4netns)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 check "Debian packages: podman, podman-compose, debootstrap, yamllint, node present or installed" apt_install "${packages[@]}"
 write_containers_conf
@@ -388,6 +390,9 @@ if [ "$image_ok" = 1 ]; then
   check "podman-compose stop: the server exits 0" compose_stop
   check "podman-compose down" compose down
 fi
+
+# The Deployment's pod spec for real (podman kube play): deploy/kube_play_check.sh.
+if [ "$image_ok" = 1 ]; then . deploy/kube_play_check.sh; fi
 
 # --- manifests and Dockerfile, offline --------------------------------------------------------
 

@@ -84,24 +84,55 @@ absl::Status GradientService::Authenticate(const grpc::CallbackServerContext& ct
   return absl::OkStatus();
 }
 
+absl::Status GradientService::AuthenticateHeader(bool present, std::string_view authorization) const {
+  if (options_.token.empty()) return absl::OkStatus();
+  if (!present) {
+    return absl::UnauthenticatedError(
+        "this server requires header 'Authorization: Bearer <token>', and the request has none");
+  }
+  if (!ConstantTimeEquals(authorization, "Bearer " + options_.token)) {
+    return absl::UnauthenticatedError("the bearer token in the 'Authorization' header is not valid");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GradientService::Admit(size_t bytes) {
-  const absl::Status size = CheckRequestSize(static_cast<int64_t>(bytes), options_.limits);
-  if (!size.ok()) return size;
+  if (const absl::Status size = CheckRequestSize(static_cast<int64_t>(bytes), options_.limits);
+      !size.ok()) {
+    metrics_.RecordRejection(Rejection::kMessageSize);
+    return size;
+  }
   const int64_t cost = kInflightFactor * static_cast<int64_t>(bytes);
   const int64_t before = inflight_bytes_.fetch_add(cost);
   // A lone request is always admitted, so a limit below one request's cost cannot starve it.
   if (before > 0 && before + cost > options_.limits.max_inflight_bytes) {
     inflight_bytes_.fetch_sub(cost);
+    metrics_.RecordRejection(Rejection::kInflight);
     return absl::ResourceExhaustedError(absl::StrFormat(
         "server is busy: %.1f MiB of requests in flight, and this one (%.1f MiB, counted 3x) "
         "would pass the %.0f MiB limit set by --max_inflight_mib; retry later",
         before / 1048576.0, bytes / 1048576.0, options_.limits.max_inflight_bytes / 1048576.0));
   }
+  metrics_.AddInflight(1, static_cast<int64_t>(bytes));
   return absl::OkStatus();
 }
 
 void GradientService::Release(size_t bytes) {
   inflight_bytes_.fetch_sub(kInflightFactor * static_cast<int64_t>(bytes));
+  metrics_.AddInflight(-1, -static_cast<int64_t>(bytes));
+}
+
+template <typename Task>
+void GradientService::Dispatch(size_t request_bytes, Task task) {
+  if (request_bytes >= kOffloadBytes) {
+    metrics_.AddQueued(1);
+    pool_.Schedule([this, task = std::move(task)]() mutable {
+      metrics_.AddQueued(-1);
+      task();
+    });
+  } else {
+    task();
+  }
 }
 
 void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
@@ -116,21 +147,32 @@ void GradientService::Run(grpc::CallbackServerContext* ctx, size_t request_bytes
     };
     done(Finalize(*ctx, work(exec), started));
   };
-  if (request_bytes >= kOffloadBytes) {
-    pool_.Schedule(std::move(task));
-  } else {
-    task();
-  }
+  Dispatch(request_bytes, std::move(task));
+}
+
+void GradientService::Run(size_t request_bytes, std::function<bool()> is_cancelled,
+                          std::function<absl::Status(const ExecContext&)> work,
+                          std::function<void(absl::Status)> done) {
+  auto task = [this, is_cancelled = std::move(is_cancelled), work = std::move(work),
+               done = std::move(done)] {
+    ExecContext exec;
+    exec.max_threads = options_.compute_threads;
+    exec.is_cancelled = is_cancelled;
+    done(work(exec));
+  };
+  Dispatch(request_bytes, std::move(task));
 }
 
 template <typename Request, typename Response, typename Logic>
-grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ctx,
+grpc::ServerUnaryReactor* GradientService::Unary(Rpc rpc, grpc::CallbackServerContext* ctx,
                                                  const Request* req, Response* resp, Logic logic) {
+  const int64_t start = Metrics::NowNanos();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const size_t bytes = req->ByteSizeLong();
   absl::Status admitted = Authenticate(*ctx);
   if (admitted.ok()) admitted = Admit(bytes);
   if (!admitted.ok()) {
+    metrics_.RecordCall(rpc, Protocol::kGrpc, admitted.code(), start, bytes, 0, 0);
     reactor->Finish(ToGrpcStatus(admitted));
     return reactor;
   }
@@ -138,8 +180,10 @@ grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ct
       [this, req, resp, logic](const ExecContext& exec) {
         return logic(*req, resp, options_.limits, exec);
       },
-      [this, reactor, bytes](absl::Status s) {
+      [this, reactor, bytes, rpc, start, req, resp](absl::Status s) {
         Release(bytes);
+        metrics_.RecordCall(rpc, Protocol::kGrpc, s.code(), start, bytes,
+                            s.ok() ? resp->ByteSizeLong() : 0, s.ok() ? LogitsRows(req->logits()) : 0);
         reactor->Finish(ToGrpcStatus(s));
       });
   return reactor;
@@ -148,19 +192,19 @@ grpc::ServerUnaryReactor* GradientService::Unary(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* GradientService::Forward(grpc::CallbackServerContext* ctx,
                                                    const v1::ForwardRequest* req,
                                                    v1::ForwardResponse* resp) {
-  return Unary(ctx, req, resp, RunForward);
+  return Unary(Rpc::kForward, ctx, req, resp, RunForward);
 }
 
 grpc::ServerUnaryReactor* GradientService::Backward(grpc::CallbackServerContext* ctx,
                                                     const v1::BackwardRequest* req,
                                                     v1::BackwardResponse* resp) {
-  return Unary(ctx, req, resp, RunBackward);
+  return Unary(Rpc::kBackward, ctx, req, resp, RunBackward);
 }
 
 grpc::ServerUnaryReactor* GradientService::VerifyGradient(grpc::CallbackServerContext* ctx,
                                                           const v1::VerifyGradientRequest* req,
                                                           v1::VerifyGradientResponse* resp) {
-  return Unary(ctx, req, resp, RunVerifyGradient);
+  return Unary(Rpc::kVerifyGradient, ctx, req, resp, RunVerifyGradient);
 }
 
 namespace {
@@ -174,7 +218,7 @@ class BackwardStreamReactor final
       : service_(service), ctx_(ctx), limits_(limits) {
     const absl::Status s = service_->Authenticate(*ctx_);
     if (!s.ok()) {
-      Finish(ToGrpcStatus(s));
+      End(s);
       return;
     }
     StartRead(&request_);
@@ -182,13 +226,13 @@ class BackwardStreamReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed: every request has its response
-      Finish(grpc::Status::OK);
+      End(absl::OkStatus());
       return;
     }
     const size_t bytes = request_.ByteSizeLong();
     const absl::Status admitted = service_->Admit(bytes);
     if (!admitted.ok()) {
-      Finish(ToGrpcStatus(admitted));
+      End(admitted);
       return;
     }
     response_.Clear();
@@ -198,16 +242,18 @@ class BackwardStreamReactor final
         [this, bytes](absl::Status s) {
           service_->Release(bytes);
           if (s.ok()) {
+            service_->metrics().RecordStreamMessage(bytes, response_.ByteSizeLong(),
+                                                    LogitsRows(request_.logits()));
             StartWrite(&response_);
           } else {
-            Finish(ToGrpcStatus(s));
+            End(s);
           }
         });
   }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
+      End(absl::CancelledError("the client went away mid-stream"));
       return;
     }
     StartRead(&request_);
@@ -216,6 +262,12 @@ class BackwardStreamReactor final
   void OnDone() override { delete this; }
 
  private:
+  void End(const absl::Status& s) {
+    service_->metrics().RecordCall(Rpc::kBackwardStream, Protocol::kGrpc, s.code(), start_, 0, 0, 0);
+    Finish(ToGrpcStatus(s));
+  }
+
+  const int64_t start_ = Metrics::NowNanos();
   GradientService* service_;
   grpc::CallbackServerContext* ctx_;
   const Limits& limits_;

@@ -8,11 +8,13 @@
 
 #include <atomic>
 #include <functional>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "gradserve/v1/gradserve.grpc.pb.h"
 #include "lib/parallel.h"
 #include "server/compute_pool.h"
+#include "server/metrics.h"
 #include "server/server_options.h"
 
 namespace gradserve {
@@ -33,6 +35,8 @@ class GradientService final : public v1::GradientService::CallbackService {
 
   // UNAUTHENTICATED unless the call carries the configured bearer token (or none is configured).
   absl::Status Authenticate(const grpc::CallbackServerContext& ctx) const;
+  // The same check on an HTTP `Authorization` header's value (`present` false: no header).
+  absl::Status AuthenticateHeader(bool present, std::string_view authorization) const;
   // RESOURCE_EXHAUSTED when a request of `bytes` is over --max_message_mib, or when admitting it
   // would put more than --max_inflight_mib in flight. On OK the caller must Release(bytes).
   absl::Status Admit(size_t bytes);
@@ -42,14 +46,25 @@ class GradientService final : public v1::GradientService::CallbackService {
   void Run(grpc::CallbackServerContext* ctx, size_t request_bytes,
            std::function<absl::Status(const ExecContext&)> work,
            std::function<void(absl::Status)> done);
+  // The same without a gRPC call, for the HTTP gateway: `is_cancelled` says when to stop.
+  void Run(size_t request_bytes, std::function<bool()> is_cancelled,
+           std::function<absl::Status(const ExecContext&)> work,
+           std::function<void(absl::Status)> done);
+
+  const ServerOptions& options() const { return options_; }
+  Metrics& metrics() { return metrics_; }
 
  private:
+  // Runs `task` here for small requests, on the compute pool for big ones.
+  template <typename Task>
+  void Dispatch(size_t request_bytes, Task task);
   template <typename Request, typename Response, typename Logic>
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const Request* req,
+  grpc::ServerUnaryReactor* Unary(Rpc rpc, grpc::CallbackServerContext* ctx, const Request* req,
                                   Response* resp, Logic logic);
 
   const ServerOptions options_;
   std::atomic<int64_t> inflight_bytes_{0};
+  Metrics metrics_;
   ComputePool pool_;  // big requests, --compute_threads of them at once
 };
 

@@ -32,6 +32,7 @@
 #include "lib/status_macros.h"
 #include "server/descriptor_limit.h"
 #include "server/gradient_service.h"
+#include "server/http/http_server.h"
 #include "server/listener.h"
 #include "server/server_options.h"
 
@@ -65,6 +66,9 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain; with --tls_k
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT for HTTP: /metrics, /healthz, /readyz, the JSON gateway /v1/* and the "
+          "verification page /; empty: no HTTP");
 
 namespace gradserve {
 
@@ -213,6 +217,16 @@ int Serve(const ServerOptions& options) {
     std::cerr << "gradserve-server: gRPC could not start (see its log above)\n";
     return 1;
   }
+  // HTTP binds before the listen line is printed, so both accept calls once it appears.
+  std::unique_ptr<HttpServer> http;
+  if (const std::string http_listen = absl::GetFlag(FLAGS_http_listen); !http_listen.empty()) {
+    auto started = HttpServer::Start(http_listen, service);
+    if (!started.ok()) {
+      std::cerr << "gradserve-server: " << started.status().message() << "\n";
+      return 1;
+    }
+    http = std::move(*started);
+  }
   server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   (*listener)->Start(acceptor.get());
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
@@ -221,6 +235,7 @@ int Serve(const ServerOptions& options) {
   std::cout << "gradserve-server listening on " << host << ":" << (*listener)->port()
             << (options.tls ? (options.tls->client_ca.empty() ? " (TLS)" : " (mutual TLS)") : "")
             << (options.token.empty() ? "" : " (bearer token required)") << std::endl;
+  if (http) std::cout << "gradserve-server HTTP on " << http->address() << std::endl;
 
   // Signals were blocked before any thread started, so only this sigwait sees them.
   sigset_t stop_signals;
@@ -232,11 +247,14 @@ int Serve(const ServerOptions& options) {
   std::cout << "gradserve-server: signal " << signal_number << ", draining for up to "
             << options.shutdown_grace_seconds << " s" << std::endl;
   (*listener)->Stop();                           // new connections are refused
+  const absl::Time http_deadline = absl::Now() + absl::Seconds(options.shutdown_grace_seconds);
+  if (http) http->BeginDrain();                 // /healthz and /readyz now answer 503
   server->GetHealthCheckService()->Shutdown();  // probes now see NOT_SERVING
   const auto grace = std::chrono::duration_cast<std::chrono::system_clock::duration>(
       std::chrono::duration<double>(options.shutdown_grace_seconds));
   server->Shutdown(std::chrono::system_clock::now() + grace);
   server->Wait();
+  if (http) http->Drain(http_deadline);
   std::cout << "gradserve-server: stopped" << std::endl;
   // Every call has finished. gRPC 1.51's library teardown can then sit for seconds in an idle
   // executor's epoll timeout, so skip it: nothing is left to flush or release.

@@ -1,0 +1,41 @@
+// POST /v1/forward, /v1/backward and /v1/verify: the request message in protobuf's JSON mapping
+// in, the response message in the same mapping out, through the very calls the gRPC handlers
+// make (admission, the RPC's logic, the compute pool), so both protocols answer alike.
+//
+//   JsonAnswer a = ServeJson(service, Rpc::kBackward, body, deadline);
+//   // a.status is OK and a.json the BackwardResponse, or a.status says why not
+#ifndef GRADSERVE_SERVER_HTTP_JSON_GATEWAY_H_
+#define GRADSERVE_SERVER_HTTP_JSON_GATEWAY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/gradient_service.h"
+#include "server/metrics.h"
+
+namespace gradserve {
+
+struct JsonAnswer {
+  absl::Status status;
+  std::string json;  // the response message when status is OK
+  int64_t rows = 0;  // logits rows computed, for gradserve_rows_total
+};
+
+// Admits `body` (its size, against --max_message_mib and --max_inflight_mib), parses it as the
+// RPC's request (unknown fields are INVALID_ARGUMENT), runs the RPC until `deadline` and prints
+// the response with the proto's field names and every field present. The caller authenticates.
+JsonAnswer ServeJson(GradientService& service, Rpc rpc, const std::string& body,
+                     std::optional<absl::Time> deadline);
+
+// The deadline a gRPC-style "Grpc-Timeout" header sets (grpc-gateway honours the same header):
+// digits then a unit, H M S m u n, e.g. "500m". Empty: no deadline.
+absl::StatusOr<std::optional<absl::Time>> DeadlineFromTimeout(const std::string& grpc_timeout);
+
+}  // namespace gradserve
+
+#endif  // GRADSERVE_SERVER_HTTP_JSON_GATEWAY_H_
