@@ -413,6 +413,7 @@ validate() {
 if [ -n "${GRADSERVE_NODE_MODULES:-}" ]; then
   validate base k8s deploy/k8s
   validate token k8s deploy/k8s --component token
+  validate prometheus k8s deploy/k8s --component prometheus-operator
   validate self self-test deploy/k8s
   validate compose compose deploy/compose.yaml
   # Any finding, warning or error, fails: the Dockerfile is short enough to keep clean.

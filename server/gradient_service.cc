@@ -53,10 +53,17 @@ void Report(const char* what, std::chrono::steady_clock::duration worked) {
 // A Cancelled status from the library is a deadline when the deadline has passed.
 absl::Status Finalize(const grpc::CallbackServerContext& ctx, absl::Status s,
                       std::chrono::steady_clock::time_point started) {
-  const bool past_deadline = std::chrono::system_clock::now() >= ctx.deadline();
+  const auto overrun = std::chrono::system_clock::now() - ctx.deadline();
+  const bool past_deadline = overrun >= std::chrono::system_clock::duration::zero();
   const auto worked = std::chrono::steady_clock::now() - started;
   if (s.code() != absl::StatusCode::kCancelled) {
-    if (past_deadline && s.ok()) Report("work finished past its deadline", worked);
+    if (past_deadline && s.ok()) {
+      // How far past says whether polling was merely one block late or the deadline was ignored.
+      const std::string what = absl::StrFormat(
+          "work finished %d ms past its deadline",
+          std::chrono::duration_cast<std::chrono::milliseconds>(overrun).count());
+      Report(what.c_str(), worked);
+    }
     return s;
   }
   Report(past_deadline ? "work stopped at its deadline" : "work stopped: the client cancelled", worked);

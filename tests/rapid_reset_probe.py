@@ -115,10 +115,15 @@ def main():
 
     server = subprocess.Popen([args.server, '--listen=127.0.0.1:0'] + args.server_arg, stdout=subprocess.PIPE, text=True)
     try:
-        line = server.stdout.readline()
-        match = re.search(r'listening on (\S+):(\d+)', line)
+        # The server prints a line or two (its row kernel) before the one naming its port.
+        seen, match = '', None
+        for line in server.stdout:
+            seen += line
+            match = re.search(r'listening on (\S+):(\d+)', line)
+            if match:
+                break
         if not match:
-            print(f'rapid_reset_probe: server did not start: {line!r}')
+            print(f'rapid_reset_probe: server did not start: {seen!r}')
             return 1
         address, port = f'{match.group(1)}:{match.group(2)}', int(match.group(2))
         threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -161,12 +162,26 @@ bool HealthyForward(pb::GradientService::Stub& stub) {
   return stub.Forward(&ctx, req, &resp).ok() && resp.probabilities().values(0) == 0.5;
 }
 
+struct OverrunLine {
+  int64_t past_ms = 0, worked_ms = 0;
+};
+
+// Every "work finished N ms past its deadline after M ms of work" line of the server's log.
+std::vector<OverrunLine> Overruns(const std::string& log) {
+  std::vector<OverrunLine> out;
+  static const std::regex line(R"(work finished (\d+) ms past its deadline after (\d+) ms of work)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+    out.push_back({std::stoll((*it)[1]), std::stoll((*it)[2])});
+  }
+  return out;
+}
+
 // The server logs when work stops at a deadline, and when work finishes although its deadline had
 // passed (what a server that ignored deadlines would do for every expired call). Deadlines are
 // placed at several points between the request's arrival and the call's end as measured in the
 // same run; where each lands (transfer, computation or response) varies with the machine's load,
-// so the test requires that no work ever overran, and that at least one deadline landed in the
-// computation and stopped it (else it is skipped, saying why).
+// so the test requires that no work overran by more than a quarter of its length, and that at
+// least one deadline landed in the computation and stopped it (else it is skipped, saying why).
 TEST(ServerDeadlineTest, WorkStopsWhenTheDeadlineExpiresMidComputation) {
   LoggedServer server({"--compute_threads=2"});
   ASSERT_FALSE(server.address().empty()) << server.Output();
@@ -189,7 +204,12 @@ TEST(ServerDeadlineTest, WorkStopsWhenTheDeadlineExpiresMidComputation) {
     EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
     std::this_thread::sleep_for(std::chrono::milliseconds(s.ok() ? 0 : 1000));  // let the work end
     const std::string log = server.Output();
-    ASSERT_EQ(log.find("work finished past its deadline"), std::string::npos) << log;
+    // Work may end a polling interval past its deadline (a deadline that lands in the last block
+    // of rows or in the encoding), but not by a large part of the work: a server that ignored the
+    // deadline would overrun by at least half of it here.
+    for (const OverrunLine& o : Overruns(log)) {
+      EXPECT_LE(4 * o.past_ms, o.worked_ms) << log;
+    }
     if (log.find("work stopped at its deadline") != std::string::npos) {
       EXPECT_TRUE(HealthyForward(*stub));
       return;

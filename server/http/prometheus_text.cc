@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/version.h"
+#include "lib/kernels/kernel_dispatch.h"
 
 namespace gradserve {
 namespace {
@@ -88,16 +89,6 @@ void AppendProcessMetrics(std::string& out) {
 }
 
 }  // namespace
-
-const char* KernelName() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(__AVX2__)
-  return "avx2";
-#else
-  return "generic";
-#endif
-}
 
 std::string PrometheusText(const Metrics& metrics, int64_t max_inflight_bytes) {
   Metrics::Series series[kProtocolCount][kRpcCount];
@@ -187,7 +178,7 @@ std::string PrometheusText(const Metrics& metrics, int64_t max_inflight_bytes) {
   }
   Header(out, "gradserve_build_info", "gauge", "1, labelled with the version, commit and kernel ISA.");
   absl::StrAppend(&out, "gradserve_build_info{version=\"", kVersion, "\",commit=\"", kGitCommit,
-                  "\",kernel=\"", KernelName(), "\"} 1\n");
+                  "\",kernel=\"", ChosenKernel(), "\"} 1\n");
   AppendProcessMetrics(out);
   return out;
 }
