@@ -30,7 +30,7 @@ COPY tests tests
 # need a running server and belong to scripts/test), and those programs are run directly: every
 # test in them runs, while ctest would also list tests of programs not built here.
 # The math tests run once per kernel the build machine's CPU supports.
-RUN lib_tests="softmax_test cross_entropy_test cross_entropy_golden_test verify_test parallel_test kernel_dispatch_test" \
+RUN lib_tests="softmax_test cross_entropy_test cross_entropy_golden_test verify_test parallel_test kernel_dispatch_test verify_numeric_test verify_mistakes_test half_test half_rows_test half_golden_test" \
  && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADSERVE_BUILD_BENCHMARKS=OFF \
  && cmake --build build --target gradserve-server gradserve $lib_tests \
  && for t in $lib_tests; do GRADSERVE_SOURCE_DIR=/src "build/tests/$t" --gtest_brief=1 || exit 1; done \
