@@ -54,24 +54,6 @@ absl::Status ValidateOptions(const LossOptions& o, int64_t classes) {
   return absl::OkStatus();
 }
 
-template <typename T>
-absl::Status ValidateClassIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
-                                  const std::optional<int64_t>& ignore) {
-  if (static_cast<int64_t>(ids.size()) != batch) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "targets.class_indices has %d values, expected one per row (batch %d)", ids.size(), batch));
-  }
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const int64_t y = ids[i];
-    if (ignore && y == *ignore) continue;
-    if (y < 0 || y >= classes) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "targets.class_indices[%d] is %d, outside [0, %d)%s", i, y, classes,
-          ignore ? absl::StrFormat(" and not ignore_index %d", *ignore) : std::string()));
-    }
-  }
-  return absl::OkStatus();
-}
 
 template <typename T>
 absl::Status ValidateProbabilities(ConstMatrixMap<T> t, int64_t batch, int64_t classes,
@@ -110,7 +92,7 @@ absl::Status ValidateInputs(const LossProblem<T>& p) {
   if (c == 0) return absl::InvalidArgumentError("logits have 0 classes; cross-entropy needs at least 1");
   GRADSERVE_RETURN_IF_ERROR(ValidateOptions<T>(p.options, c));
   if (!p.targets.is_probabilities) {
-    return ValidateClassIndices<T>(p.targets.class_indices, n, c, p.options.ignore_index);
+    return ValidateClassIndices(p.targets.class_indices, n, c, p.options.ignore_index);
   }
   if (p.options.ignore_index) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -285,6 +267,24 @@ void FusedIndexRows(const LossProblem<T>& p, const Plan<T>& plan, int64_t begin,
 }
 
 }  // namespace
+
+absl::Status ValidateClassIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
+                                  const std::optional<int64_t>& ignore) {
+  if (static_cast<int64_t>(ids.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "targets.class_indices has %d values, expected one per row (batch %d)", ids.size(), batch));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t y = ids[i];
+    if (ignore && y == *ignore) continue;
+    if (y < 0 || y >= classes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "targets.class_indices[%d] is %d, outside [0, %d)%s", i, y, classes,
+          ignore ? absl::StrFormat(" and not ignore_index %d", *ignore) : std::string()));
+    }
+  }
+  return absl::OkStatus();
+}
 
 template <typename T>
 double MeanDenominator(const LossProblem<T>& p) {

@@ -94,6 +94,10 @@ absl::StatusOr<LossSummary> CrossEntropy(const LossProblem<T>& problem,
                                          absl::Span<const T> grad_loss, Method method,
                                          const LossOutputs<T>& outputs, const ExecContext& ctx);
 
+// InvalidArgument unless `ids` has one class id per row, each in [0, classes) or `ignore`.
+absl::Status ValidateClassIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
+                                  const std::optional<int64_t>& ignore);
+
 // MEAN's denominator for `problem` (which must be valid), whatever its reduction.
 template <typename T>
 double MeanDenominator(const LossProblem<T>& problem);

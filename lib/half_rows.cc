@@ -74,24 +74,6 @@ MatrixMap<float> Scratch(bool wanted, float* dst, int64_t rows, int64_t cols) {
   return wanted ? MatrixMap<float>(dst, rows, cols) : NoMatrix<float>();
 }
 
-absl::Status ValidateIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
-                             const std::optional<int64_t>& ignore) {
-  if (static_cast<int64_t>(ids.size()) != batch) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "targets.class_indices has %d values, expected one per row (batch %d)", ids.size(), batch));
-  }
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const int64_t y = ids[i];
-    if (ignore && y == *ignore) continue;
-    if (y < 0 || y >= classes) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "targets.class_indices[%d] is %d, outside [0, %d)%s", i, y, classes,
-          ignore ? absl::StrFormat(" and not ignore_index %d", *ignore) : std::string()));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateHalfProbabilities(HalfType type, HalfMatrix t, int64_t batch, int64_t classes) {
   if (t.rows() != batch || t.cols() != classes) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -156,7 +138,7 @@ absl::Status ValidateHalfLossProblem(const HalfLossProblem& p) {
         ConstMatrixMap<float>(zeros.data(), 1, c), Targets<float>::ClassIndices(zero_id), options}));
   }
   if (!p.targets.is_probabilities) {
-    GRADSERVE_RETURN_IF_ERROR(ValidateIndices(p.targets.class_indices, n, c, p.options.ignore_index));
+    GRADSERVE_RETURN_IF_ERROR(ValidateClassIndices(p.targets.class_indices, n, c, p.options.ignore_index));
   } else if (p.options.ignore_index) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "options.ignore_index (%d) applies only to class-index targets, not to "

@@ -86,3 +86,20 @@ def methods(channel: Any) -> SimpleNamespace:
         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
         response_deserializer=health_pb2.HealthCheckResponse.FromString)
     return SimpleNamespace(**found)
+
+
+def connect(client: Any, grpc_module: Any, target: str, token: Optional[str],
+            root_certificates: Any, timeout: Optional[float], max_message_bytes: int,
+            pipeline_bytes: int) -> None:
+    """Sets up `client` (sync or asyncio: `grpc_module` is grpc or grpc.aio) on a new channel."""
+    client.target = target
+    client.timeout = timeout
+    client.max_message_bytes = int(max_message_bytes)
+    client.pipeline_bytes = int(pipeline_bytes)
+    client._limits = (client.max_message_bytes, client.pipeline_bytes)
+    client._metadata = metadata(token)
+    creds = credentials(root_certificates)
+    opts = options(client.max_message_bytes)
+    client._channel = (grpc_module.secure_channel(target, creds, opts) if creds
+                       else grpc_module.insecure_channel(target, opts))
+    client._stub = methods(client._channel)

@@ -31,17 +31,8 @@ class Client:
                  timeout: Optional[float] = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  pipeline_bytes: int = DEFAULT_PIPELINE_BYTES) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.max_message_bytes = int(max_message_bytes)
-        self.pipeline_bytes = int(pipeline_bytes)
-        self._limits = (self.max_message_bytes, self.pipeline_bytes)
-        self._metadata = _channel.metadata(token)
-        creds = _channel.credentials(root_certificates)
-        opts = _channel.options(self.max_message_bytes)
-        self._channel = (grpc.aio.secure_channel(target, creds, opts) if creds
-                         else grpc.aio.insecure_channel(target, opts))
-        self._stub = _channel.methods(self._channel)
+        _channel.connect(self, grpc.aio, target, token, root_certificates, timeout,
+                         max_message_bytes, pipeline_bytes)
 
     async def __aenter__(self) -> "Client":
         return self
