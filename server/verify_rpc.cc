@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "lib/status_macros.h"
+#include "base/status_macros.h"
 #include "lib/verify.h"
 #include "server/limits.h"
 #include "server/loss_request.h"
