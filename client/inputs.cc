@@ -88,7 +88,7 @@ absl::StatusOr<std::vector<int64_t>> ToClassIndices(absl::string_view flag, cons
 }
 
 HostTensor FitToShape(HostTensor t, const std::vector<int64_t>& want) {
-  if (t.shape.size() != want.size() && static_cast<int64_t>(t.values.size()) == NumElements(want)) {
+  if (t.shape.size() != want.size() && static_cast<int64_t>(t.values.size()) == ElementCount(want)) {
     t.shape = want;
   }
   return t;

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/element_count.h"
 #include "base/status_macros.h"
 #include "client/text_grid.h"
 #include "gradserve/v1/gradserve.pb.h"
@@ -136,11 +137,9 @@ absl::StatusOr<HostTensor> FromTensorObject(absl::string_view path, const json& 
     }
   }
   if (!has_shape) out.shape = {static_cast<int64_t>(out.values.size())};
-  // Each dimension is at most 2^62: saturate the product just above the number of values.
-  const uint64_t have = out.values.size();
-  uint64_t need = 1;
-  for (int64_t d : out.shape) need = d == 0 || need == 0 ? 0 : std::min<uint64_t>(have + 1, need * std::min<uint64_t>(d, have + 1));
-  if (need != have) {
+  // Capped just above the number of values, so a product of dimensions up to 2^62 cannot overflow.
+  const int64_t have = static_cast<int64_t>(out.values.size());
+  if (CappedElementCount(out.shape, have) != have) {
     return absl::InvalidArgumentError(At(path, "") + absl::StrCat(
         "\"shape\" ", ShapeString(out.shape), " does not match the ", out.values.size(), " values given"));
   }
