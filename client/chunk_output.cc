@@ -6,10 +6,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "client/host_tensor.h"
 #include "client/npy.h"
 #include "client/output_file.h"
-#include "client/status_macros.h"
 #include "client/tensor_codec.h"
 
 namespace gradserve::client {
@@ -46,13 +46,13 @@ absl::Status RowFileWriter::Append(const gradserve::v1::Tensor& chunk) {
     if (npy_) {
       std::vector<int64_t> shape{total_rows_};
       shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
-      GRADSERVE_CLIENT_RETURN_IF_ERROR(Write(NpyHeader(shape, dtype_)));
+      GRADSERVE_RETURN_IF_ERROR(Write(NpyHeader(shape, dtype_)));
     }
   }
   rows_ += chunk.shape(0);
   // The wire's little-endian bytes are the file's when the .npy stores the dtype itself.
   if (npy_ && !chunk.raw().empty() && NpyStoredType(dtype_) == dtype_) return Write(chunk.raw());
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor t, DecodeTensor(chunk));
+  GRADSERVE_ASSIGN_OR_RETURN(HostTensor t, DecodeTensor(chunk));
   return Write(npy_ ? EncodeNpyData(t.values.data(), t.values.size(), dtype_) : EncodeCsv(t, dtype_));
 }
 

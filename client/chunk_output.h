@@ -3,8 +3,8 @@
 // so the whole batch is never held.
 //
 //   RowFileWriter file("g.npy", /*total_rows=*/1024);
-//   for (each chunk's response r) GRADSERVE_CLIENT_RETURN_IF_ERROR(file.Append(r.grad_logits()));
-//   GRADSERVE_CLIENT_RETURN_IF_ERROR(file.Close());
+//   for (each chunk's response r) GRADSERVE_RETURN_IF_ERROR(file.Append(r.grad_logits()));
+//   GRADSERVE_RETURN_IF_ERROR(file.Close());
 #ifndef GRADSERVE_CLIENT_CHUNK_OUTPUT_H_
 #define GRADSERVE_CLIENT_CHUNK_OUTPUT_H_
 

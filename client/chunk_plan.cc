@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "client/inputs.h"
-#include "client/status_macros.h"
 
 namespace gradserve::client {
 namespace {
@@ -45,7 +45,7 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
                                                     bool jacobian, bool targets_required, int64_t limit_bytes,
                                                     int64_t chunk_bytes) {
   if (loss.logits.empty()) return absl::InvalidArgumentError("--logits is required");
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(RowSource logits, RowSource::Open("--logits", loss.logits));
+  GRADSERVE_ASSIGN_OR_RETURN(RowSource logits, RowSource::Open("--logits", loss.logits));
   if (logits.shape().size() != 2) return std::nullopt;
   ChunkPlan p{std::move(logits)};
   p.rows = p.logits.shape()[0];
@@ -77,8 +77,8 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
     return absl::InvalidArgumentError("targets are required: give --labels or --target-probs");
   }
   if (!loss.labels.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor labels, ReadTensorArg("--labels", loss.labels));
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(p.labels, ToClassIndices("--labels", labels));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor labels, ReadTensorArg("--labels", loss.labels));
+    GRADSERVE_ASSIGN_OR_RETURN(p.labels, ToClassIndices("--labels", labels));
     if (static_cast<int64_t>(p.labels.size()) != p.rows) {
       return absl::InvalidArgumentError(absl::StrCat("--labels has ", p.labels.size(), " class indices, the logits ",
                                                      p.rows, " rows"));
@@ -86,18 +86,18 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
     p.has_labels = true;
   }
   if (!loss.target_probs.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(RowSource probs, RowSource::Open("--target-probs", loss.target_probs));
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(CheckShape("--target-probs", probs, p.rows, p.columns));
+    GRADSERVE_ASSIGN_OR_RETURN(RowSource probs, RowSource::Open("--target-probs", loss.target_probs));
+    GRADSERVE_RETURN_IF_ERROR(CheckShape("--target-probs", probs, p.rows, p.columns));
     p.target_probs = std::move(probs);
   }
   if (upstream) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(RowSource g, RowSource::Open("--grad-probs", grad_probs));
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(CheckShape("--grad-probs", g, p.rows, p.columns));
+    GRADSERVE_ASSIGN_OR_RETURN(RowSource g, RowSource::Open("--grad-probs", grad_probs));
+    GRADSERVE_RETURN_IF_ERROR(CheckShape("--grad-probs", g, p.rows, p.columns));
     p.grad_probs = std::move(g);
   }
   std::vector<double> weights;
   if (!loss.weights.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor w, ReadTensorArg("--weights", loss.weights));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor w, ReadTensorArg("--weights", loss.weights));
     weights = w.values;
     p.options.mutable_class_weights()->Add(weights.begin(), weights.end());
   }
@@ -107,7 +107,7 @@ absl::StatusOr<std::optional<ChunkPlan>> PlanChunks(const LossInputs& loss, cons
   // With --grad-probs the user's options go as given, for the server to refuse as in one call.
   p.options.set_reduction(upstream ? loss.reduction : p.reduction == REDUCTION_MEAN ? REDUCTION_SUM : p.reduction);
   if (!grad_loss.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor g, ReadTensorArg("--grad-loss", grad_loss));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor g, ReadTensorArg("--grad-loss", grad_loss));
     const bool per_row = p.reduction == REDUCTION_NONE;
     if (g.values.size() != (per_row ? static_cast<size_t>(p.rows) : 1u)) {
       return absl::InvalidArgumentError(absl::StrCat("--grad-loss has ", g.values.size(), " values, expected ",
@@ -154,9 +154,9 @@ bool HasOptions(const gradserve::v1::LossOptions& o) { return o.ByteSizeLong() >
 
 absl::Status FillForward(const ChunkPlan& p, int64_t chunk, const ForwardInputs& in,
                          gradserve::v1::ForwardRequest* request) {
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(p.logits.Read(p.Begin(chunk), p.Count(chunk), p.format, request->mutable_logits()));
+  GRADSERVE_RETURN_IF_ERROR(p.logits.Read(p.Begin(chunk), p.Count(chunk), p.format, request->mutable_logits()));
   bool any = false;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(FillTargets(p, chunk, request->mutable_targets(), &any));
+  GRADSERVE_RETURN_IF_ERROR(FillTargets(p, chunk, request->mutable_targets(), &any));
   if (!any) request->clear_targets();
   *request->mutable_options() = p.options;
   request->set_return_log_probabilities(in.log_probabilities);
@@ -165,12 +165,12 @@ absl::Status FillForward(const ChunkPlan& p, int64_t chunk, const ForwardInputs&
 
 absl::Status FillBackward(const ChunkPlan& p, int64_t chunk, const BackwardInputs& in,
                           gradserve::v1::BackwardRequest* request) {
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(p.logits.Read(p.Begin(chunk), p.Count(chunk), p.format, request->mutable_logits()));
+  GRADSERVE_RETURN_IF_ERROR(p.logits.Read(p.Begin(chunk), p.Count(chunk), p.format, request->mutable_logits()));
   bool any = false;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(FillTargets(p, chunk, request->mutable_targets(), &any));
+  GRADSERVE_RETURN_IF_ERROR(FillTargets(p, chunk, request->mutable_targets(), &any));
   if (!any) request->clear_targets();
   if (p.grad_probs.has_value()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(
+    GRADSERVE_RETURN_IF_ERROR(
         p.grad_probs->Read(p.Begin(chunk), p.Count(chunk), p.format, request->mutable_grad_probabilities()));
   }
   if (HasOptions(p.options)) *request->mutable_options() = p.options;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "client/chunk_output.h"
 #include "client/chunk_plan.h"
 #include "client/exit_codes.h"
@@ -17,7 +18,6 @@
 #include "client/response_json.h"
 #include "client/response_text.h"
 #include "client/rpc_status.h"
-#include "client/status_macros.h"
 #include "gradserve/v1/gradserve.grpc.pb.h"
 
 namespace gradserve::client {
@@ -69,13 +69,13 @@ class Merger {
       if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated()) continue;
       const auto& t = static_cast<const gradserve::v1::Tensor&>(refl->GetMessage(response, f));
       if (f->name() == "loss" && plan_.reduction != gradserve::v1::REDUCTION_NONE) {
-        GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor l, DecodeTensor(t));
+        GRADSERVE_ASSIGN_OR_RETURN(HostTensor l, DecodeTensor(t));
         for (double v : l.values) loss_sum_ += v;
         loss_dtype_ = t.dtype();
         loss_values_ = t.raw().empty() && t.values_size() > 0;
         has_loss_ = true;
       } else if (streamed_ && f->name() == field_) {
-        GRADSERVE_CLIENT_RETURN_IF_ERROR(file_->Append(t));
+        GRADSERVE_RETURN_IF_ERROR(file_->Append(t));
       } else {
         AppendRows(t, static_cast<gradserve::v1::Tensor*>(merged_->GetReflection()->MutableMessage(merged_, f)));
       }

@@ -7,7 +7,7 @@
 // precision unless --dtype says otherwise and output files keep the response's.
 //
 //   HostTensor t{{2, 3}, {1, 2, 3, 4, 5, 6}};  // two rows of three
-//   NumElements(t.shape) == 6; ShapeString(t.shape) == "[2, 3]"
+//   ElementCount(t.shape) == 6; ShapeString(t.shape) == "[2, 3]"  // base/element_count.h
 #ifndef GRADSERVE_CLIENT_HOST_TENSOR_H_
 #define GRADSERVE_CLIENT_HOST_TENSOR_H_
 
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "base/element_count.h"
 #include "gradserve/v1/gradserve.pb.h"
 
 namespace gradserve::client {
@@ -25,13 +26,6 @@ struct HostTensor {
   std::vector<double> values;  // product(shape) elements, row-major
   gradserve::v1::DataType dtype = gradserve::v1::DATA_TYPE_FLOAT64;  // what the values came as
 };
-
-// The product of `shape` (1 for a scalar). Callers validate dimensions as non-negative first.
-inline int64_t NumElements(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
 
 // "[2, 3]", "[]" for a scalar: the way every message of the client writes a shape.
 inline std::string ShapeString(const std::vector<int64_t>& shape) {

@@ -10,9 +10,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "client/json_tensor.h"
 #include "client/npy.h"
-#include "client/status_macros.h"
 #include "client/text_grid.h"
 
 namespace gradserve::client {
@@ -48,7 +48,7 @@ absl::StatusOr<HostTensor> ReadTensorArg(absl::string_view flag, const std::stri
   const std::string lower = absl::AsciiStrToLower(arg);
   for (absl::string_view ext : {".csv", ".json", ".npy"}) {
     if (!absl::EndsWith(lower, ext)) continue;
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(std::string contents, ReadWholeFile(arg));
+    GRADSERVE_ASSIGN_OR_RETURN(std::string contents, ReadWholeFile(arg));
     if (ext == ".csv") return ParseCsvGrid(arg, contents);
     if (ext == ".json") return ParseJsonTensor(arg, contents);
     return ParseNpy(arg, contents);
@@ -88,7 +88,7 @@ absl::StatusOr<std::vector<int64_t>> ToClassIndices(absl::string_view flag, cons
 }
 
 HostTensor FitToShape(HostTensor t, const std::vector<int64_t>& want) {
-  if (t.shape.size() != want.size() && static_cast<int64_t>(t.values.size()) == NumElements(want)) {
+  if (t.shape.size() != want.size() && static_cast<int64_t>(t.values.size()) == ElementCount(want)) {
     t.shape = want;
   }
   return t;

@@ -9,7 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/status_macros.h"
+#include "base/element_count.h"
+#include "base/status_macros.h"
 #include "client/text_grid.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "nlohmann/json.hpp"
@@ -64,7 +65,7 @@ absl::Status Flatten(absl::string_view path, const json& v, const std::string& p
       return absl::InvalidArgumentError(At(path, place) + absl::StrCat(
           "expected an array nested ", shape->size(), " deep like the first value, found ", Shown(v)));
     }
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(double d, NumberOf(path, place, v));
+    GRADSERVE_ASSIGN_OR_RETURN(double d, NumberOf(path, place, v));
     out->values.push_back(d);
     return absl::OkStatus();
   }
@@ -87,7 +88,7 @@ absl::Status Flatten(absl::string_view path, const json& v, const std::string& p
     }
   }
   for (size_t i = 0; i < v.size(); ++i) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(
+    GRADSERVE_RETURN_IF_ERROR(
         Flatten(path, v[i], absl::StrCat(place, "[", i, "]"), shape, shape_known, out));
   }
   return absl::OkStatus();
@@ -103,7 +104,7 @@ absl::StatusOr<HostTensor> FromTensorObject(absl::string_view path, const json& 
       if (!member.is_array()) return absl::InvalidArgumentError(At(path, place) + "must be an array");
       for (size_t i = 0; i < member.size(); ++i) {
         const std::string where = absl::StrCat(place, "[", i, "]");
-        GRADSERVE_CLIENT_ASSIGN_OR_RETURN(double dim, NumberOf(path, where, member[i]));
+        GRADSERVE_ASSIGN_OR_RETURN(double dim, NumberOf(path, where, member[i]));
         // 2^62 keeps the conversion defined and any product of real dimensions checkable.
         if (!(dim >= 0 && dim <= 4.6e18 && dim == std::floor(dim))) {
           return absl::InvalidArgumentError(At(path, where) + absl::StrCat(
@@ -115,7 +116,7 @@ absl::StatusOr<HostTensor> FromTensorObject(absl::string_view path, const json& 
     } else if (key == "values") {
       if (!member.is_array()) return absl::InvalidArgumentError(At(path, place) + "must be an array");
       for (size_t i = 0; i < member.size(); ++i) {
-        GRADSERVE_CLIENT_ASSIGN_OR_RETURN(double d, NumberOf(path, absl::StrCat(place, "[", i, "]"), member[i]));
+        GRADSERVE_ASSIGN_OR_RETURN(double d, NumberOf(path, absl::StrCat(place, "[", i, "]"), member[i]));
         out.values.push_back(d);
       }
     } else if (key == "dtype") {
@@ -136,11 +137,9 @@ absl::StatusOr<HostTensor> FromTensorObject(absl::string_view path, const json& 
     }
   }
   if (!has_shape) out.shape = {static_cast<int64_t>(out.values.size())};
-  // Each dimension is at most 2^62: saturate the product just above the number of values.
-  const uint64_t have = out.values.size();
-  uint64_t need = 1;
-  for (int64_t d : out.shape) need = d == 0 || need == 0 ? 0 : std::min<uint64_t>(have + 1, need * std::min<uint64_t>(d, have + 1));
-  if (need != have) {
+  // Capped just above the number of values, so a product of dimensions up to 2^62 cannot overflow.
+  const int64_t have = static_cast<int64_t>(out.values.size());
+  if (CappedElementCount(out.shape, have) != have) {
     return absl::InvalidArgumentError(At(path, "") + absl::StrCat(
         "\"shape\" ", ShapeString(out.shape), " does not match the ", out.values.size(), " values given"));
   }
@@ -179,7 +178,7 @@ absl::StatusOr<HostTensor> ParseJsonTensor(absl::string_view path, absl::string_
   if (root.is_object()) return FromTensorObject(path, root);
   HostTensor out;
   bool shape_known = false;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(Flatten(path, root, "", &out.shape, &shape_known, &out));
+  GRADSERVE_RETURN_IF_ERROR(Flatten(path, root, "", &out.shape, &shape_known, &out));
   return out;
 }
 

@@ -19,6 +19,7 @@
 #include "grpc/support/log.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "base/version.h"
 #include "client/bench.h"
 #include "client/chunked.h"
@@ -28,7 +29,6 @@
 #include "client/inputs.h"
 #include "client/option_values.h"
 #include "client/requests.h"
-#include "client/status_macros.h"
 
 // Global.
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
@@ -169,17 +169,17 @@ absl::StatusOr<LossInputs> ReadLossFlags(const std::set<std::string>& given) {
   in.labels = absl::GetFlag(FLAGS_labels);
   in.target_probs = absl::GetFlag(FLAGS_target_probs);
   in.weights = absl::GetFlag(FLAGS_weights);
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(in.reduction, ParseReduction(absl::GetFlag(FLAGS_reduction)));
+  GRADSERVE_ASSIGN_OR_RETURN(in.reduction, ParseReduction(absl::GetFlag(FLAGS_reduction)));
   in.label_smoothing = absl::GetFlag(FLAGS_label_smoothing);
   if (given.count("ignore_index")) in.ignore_index = absl::GetFlag(FLAGS_ignore_index);
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(in.format.dtype, ParseDataType(absl::GetFlag(FLAGS_dtype)));
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(in.format.encoding, ParseEncoding(absl::GetFlag(FLAGS_encoding)));
+  GRADSERVE_ASSIGN_OR_RETURN(in.format.dtype, ParseDataType(absl::GetFlag(FLAGS_dtype)));
+  GRADSERVE_ASSIGN_OR_RETURN(in.format.encoding, ParseEncoding(absl::GetFlag(FLAGS_encoding)));
   return in;
 }
 
 absl::StatusOr<OutputOptions> ReadOutputFlags() {
   OutputOptions out;
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(out.format, ParseOutputFormat(absl::GetFlag(FLAGS_format)));
+  GRADSERVE_ASSIGN_OR_RETURN(out.format, ParseOutputFormat(absl::GetFlag(FLAGS_format)));
   out.style.precision = std::max(1, absl::GetFlag(FLAGS_precision));
   out.path = absl::GetFlag(FLAGS_output);
   out.field = absl::GetFlag(FLAGS_output_field);
@@ -194,33 +194,33 @@ absl::StatusOr<ConnectionOptions> ReadConnectionFlags() {
     const char* env = std::getenv("GRADSERVE_TOKEN");
     if (env != nullptr) conn.token = env;
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.timeout, ParseSeconds("timeout", absl::GetFlag(FLAGS_timeout)));
+  GRADSERVE_ASSIGN_OR_RETURN(conn.timeout, ParseSeconds("timeout", absl::GetFlag(FLAGS_timeout)));
   const std::string ca = absl::GetFlag(FLAGS_tls_ca), cert = absl::GetFlag(FLAGS_tls_cert),
                     key = absl::GetFlag(FLAGS_tls_key);
   if (cert.empty() != key.empty()) return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   conn.tls = absl::GetFlag(FLAGS_tls) || !ca.empty() || !cert.empty();
   conn.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   if (!ca.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_root_ca, ReadWholeFile(ca));
+    GRADSERVE_ASSIGN_OR_RETURN(conn.tls_root_ca, ReadWholeFile(ca));
   }
   if (!cert.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_cert_chain, ReadWholeFile(cert));
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(conn.tls_private_key, ReadWholeFile(key));
+    GRADSERVE_ASSIGN_OR_RETURN(conn.tls_cert_chain, ReadWholeFile(cert));
+    GRADSERVE_ASSIGN_OR_RETURN(conn.tls_private_key, ReadWholeFile(key));
   }
   return conn;
 }
 
 absl::StatusOr<BenchOptions> ReadBenchFlags() {
   BenchOptions o;
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(o.rpc, ParseBenchRpc(absl::GetFlag(FLAGS_rpc)));
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(auto shape, ParseShape(absl::GetFlag(FLAGS_shape)));
+  GRADSERVE_ASSIGN_OR_RETURN(o.rpc, ParseBenchRpc(absl::GetFlag(FLAGS_rpc)));
+  GRADSERVE_ASSIGN_OR_RETURN(auto shape, ParseShape(absl::GetFlag(FLAGS_shape)));
   o.batch = shape.first;
   o.classes = shape.second;
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(o.format.dtype, ParseDataType(absl::GetFlag(FLAGS_dtype)));
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(o.format.encoding, ParseEncoding(absl::GetFlag(FLAGS_encoding)));
+  GRADSERVE_ASSIGN_OR_RETURN(o.format.dtype, ParseDataType(absl::GetFlag(FLAGS_dtype)));
+  GRADSERVE_ASSIGN_OR_RETURN(o.format.encoding, ParseEncoding(absl::GetFlag(FLAGS_encoding)));
   o.concurrency = absl::GetFlag(FLAGS_concurrency);
   o.connections = absl::GetFlag(FLAGS_connections);
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(o.duration, ParseSeconds("duration", absl::GetFlag(FLAGS_duration)));
+  GRADSERVE_ASSIGN_OR_RETURN(o.duration, ParseSeconds("duration", absl::GetFlag(FLAGS_duration)));
   o.requests = absl::GetFlag(FLAGS_requests);
   o.seed = absl::GetFlag(FLAGS_seed);
   if (o.concurrency < 1 || o.connections < 1 || o.requests < 0) {

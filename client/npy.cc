@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "client/half.h"
-#include "client/status_macros.h"
 #include "client/tensor_codec.h"
 
 namespace gradserve::client {
@@ -37,7 +37,7 @@ absl::StatusOr<absl::string_view> DictValue(absl::string_view path, absl::string
 
 absl::StatusOr<NpyLayout> ParseHeader(absl::string_view path, absl::string_view dict) {
   NpyLayout h;
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(absl::string_view descr, DictValue(path, dict, "descr"));
+  GRADSERVE_ASSIGN_OR_RETURN(absl::string_view descr, DictValue(path, dict, "descr"));
   descr = absl::StripAsciiWhitespace(descr);
   int size = 0;
   if (descr.size() < 5 || descr.front() != '\'' || descr.back() != '\'' ||
@@ -56,9 +56,9 @@ absl::StatusOr<NpyLayout> ParseHeader(absl::string_view path, absl::string_view 
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": unsupported dtype ", descr, "; use float16, float32, float64, an integer type or bool"));
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(absl::string_view order, DictValue(path, dict, "fortran_order"));
+  GRADSERVE_ASSIGN_OR_RETURN(absl::string_view order, DictValue(path, dict, "fortran_order"));
   h.fortran_order = absl::StripAsciiWhitespace(order) == "True";
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(absl::string_view shape, DictValue(path, dict, "shape"));
+  GRADSERVE_ASSIGN_OR_RETURN(absl::string_view shape, DictValue(path, dict, "shape"));
   if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') {
     return absl::InvalidArgumentError(absl::StrCat(path, ": bad shape ", shape));
   }
@@ -155,7 +155,7 @@ absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view path, absl::string_vi
     return absl::InvalidArgumentError(absl::StrCat(path, ": header says ", header_len,
                                                    " bytes, the file ends before"));
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(NpyLayout h, ParseHeader(path, bytes.substr(8 + length_bytes, header_len)));
+  GRADSERVE_ASSIGN_OR_RETURN(NpyLayout h, ParseHeader(path, bytes.substr(8 + length_bytes, header_len)));
   h.data_offset = data_start;
   h.dtype = h.kind != 'f'       ? gradserve::v1::DATA_TYPE_FLOAT64
             : h.item_size == 2 ? gradserve::v1::DATA_TYPE_FLOAT16
@@ -188,7 +188,7 @@ void DecodeNpyElements(const NpyLayout& layout, const char* data, size_t n, doub
 }
 
 absl::StatusOr<HostTensor> ParseNpy(absl::string_view path, absl::string_view bytes) {
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(NpyLayout h, ParseNpyLayout(path, bytes, bytes.size()));
+  GRADSERVE_ASSIGN_OR_RETURN(NpyLayout h, ParseNpyLayout(path, bytes, bytes.size()));
   HostTensor out;
   out.shape = h.shape;
   out.dtype = h.dtype;

@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "client/npy.h"
-#include "client/status_macros.h"
 #include "client/tensor_codec.h"
 
 namespace gradserve::client {

@@ -5,9 +5,9 @@
 // grad_logits, verify: analytic_grad, the right gradient); `--output-field` picks another
 // top-level Tensor field of the response, e.g. jacobian or loss.
 //
-//   GRADSERVE_CLIENT_RETURN_IF_ERROR(CheckOutputField(BackwardResponse::descriptor(), "jacobian"));
+//   GRADSERVE_RETURN_IF_ERROR(CheckOutputField(BackwardResponse::descriptor(), "jacobian"));
 //   ... call ...
-//   GRADSERVE_CLIENT_RETURN_IF_ERROR(WriteResponseTensor(response, "jacobian", "j.npy"));
+//   GRADSERVE_RETURN_IF_ERROR(WriteResponseTensor(response, "jacobian", "j.npy"));
 #ifndef GRADSERVE_CLIENT_OUTPUT_FILE_H_
 #define GRADSERVE_CLIENT_OUTPUT_FILE_H_
 

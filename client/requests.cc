@@ -2,9 +2,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "client/host_tensor.h"
 #include "client/inputs.h"
-#include "client/status_macros.h"
 
 namespace gradserve::client {
 namespace {
@@ -25,7 +25,7 @@ struct EncodedLoss {
 absl::StatusOr<EncodedLoss> EncodeLoss(const LossInputs& in, bool targets_required) {
   EncodedLoss out;
   if (in.logits.empty()) return absl::InvalidArgumentError("--logits is required");
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(out.logits, ReadTensorArg("--logits", in.logits));
+  GRADSERVE_ASSIGN_OR_RETURN(out.logits, ReadTensorArg("--logits", in.logits));
   out.format = in.format;
   if (out.format.dtype == gradserve::v1::DATA_TYPE_UNSPECIFIED) out.format.dtype = out.logits.dtype;
   if (!in.labels.empty() && !in.target_probs.empty()) {
@@ -35,19 +35,19 @@ absl::StatusOr<EncodedLoss> EncodeLoss(const LossInputs& in, bool targets_requir
     return absl::InvalidArgumentError("targets are required: give --labels or --target-probs");
   }
   if (!in.labels.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor labels, ReadTensorArg("--labels", in.labels));
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(std::vector<int64_t> ids, ToClassIndices("--labels", labels));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor labels, ReadTensorArg("--labels", in.labels));
+    GRADSERVE_ASSIGN_OR_RETURN(std::vector<int64_t> ids, ToClassIndices("--labels", labels));
     out.targets.mutable_class_indices()->mutable_values()->Add(ids.begin(), ids.end());
     out.has_targets = true;
   }
   if (!in.target_probs.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor probs, ReadTensorArg("--target-probs", in.target_probs));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor probs, ReadTensorArg("--target-probs", in.target_probs));
     EncodeTensor(FitToShape(std::move(probs), out.logits.shape), out.format,
                  out.targets.mutable_probabilities());
     out.has_targets = true;
   }
   if (!in.weights.empty()) {
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor weights, ReadTensorArg("--weights", in.weights));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor weights, ReadTensorArg("--weights", in.weights));
     out.options.mutable_class_weights()->Add(weights.values.begin(), weights.values.end());
   }
   out.options.set_reduction(in.reduction);
@@ -59,7 +59,7 @@ absl::StatusOr<EncodedLoss> EncodeLoss(const LossInputs& in, bool targets_requir
 // Reads a tensor that has the logits' shape, for flags that may be written with another rank.
 absl::Status EncodeLike(absl::string_view flag, const std::string& arg,
                         const std::vector<int64_t>& shape, TensorFormat format, Tensor* out) {
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor t, ReadTensorArg(flag, arg));
+  GRADSERVE_ASSIGN_OR_RETURN(HostTensor t, ReadTensorArg(flag, arg));
   EncodeTensor(FitToShape(std::move(t), shape), format, out);
   return absl::OkStatus();
 }
@@ -67,7 +67,7 @@ absl::Status EncodeLike(absl::string_view flag, const std::string& arg,
 }  // namespace
 
 absl::StatusOr<gradserve::v1::ForwardRequest> BuildForwardRequest(const ForwardInputs& in) {
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/false));
+  GRADSERVE_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/false));
   gradserve::v1::ForwardRequest request;
   EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   if (loss.has_targets) *request.mutable_targets() = std::move(loss.targets);
@@ -81,12 +81,12 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
   if (upstream && (!in.loss.labels.empty() || !in.loss.target_probs.empty())) {
     return absl::InvalidArgumentError("give targets (--labels, --target-probs) or --grad-probs, not both");
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/!upstream));
+  GRADSERVE_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/!upstream));
   gradserve::v1::BackwardRequest request;
   EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   if (loss.has_targets) *request.mutable_targets() = std::move(loss.targets);
   if (upstream) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-probs", in.grad_probs, loss.logits.shape,
+    GRADSERVE_RETURN_IF_ERROR(EncodeLike("--grad-probs", in.grad_probs, loss.logits.shape,
                                                 loss.format, request.mutable_grad_probabilities()));
   }
   // Options go out only when the user set one: the contract refuses any options with --grad-probs.
@@ -97,7 +97,7 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
     if (in.loss.reduction == gradserve::v1::REDUCTION_NONE && loss.logits.shape.size() == 2) {
       shape = {loss.logits.shape[0]};
     }
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--grad-loss", in.grad_loss, shape, loss.format,
+    GRADSERVE_RETURN_IF_ERROR(EncodeLike("--grad-loss", in.grad_loss, shape, loss.format,
                                                 request.mutable_grad_loss()));
   }
   request.set_method(in.method);
@@ -107,20 +107,20 @@ absl::StatusOr<gradserve::v1::BackwardRequest> BuildBackwardRequest(const Backwa
 }
 
 absl::StatusOr<gradserve::v1::VerifyGradientRequest> BuildVerifyRequest(const VerifyInputs& in) {
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/true));
+  GRADSERVE_ASSIGN_OR_RETURN(EncodedLoss loss, EncodeLoss(in.loss, /*targets_required=*/true));
   gradserve::v1::VerifyGradientRequest request;
   EncodeTensor(loss.logits, loss.format, request.mutable_logits());
   *request.mutable_targets() = std::move(loss.targets);
   *request.mutable_options() = std::move(loss.options);
   if (!in.candidate.empty()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--candidate", in.candidate, loss.logits.shape,
+    GRADSERVE_RETURN_IF_ERROR(EncodeLike("--candidate", in.candidate, loss.logits.shape,
                                                 loss.format, request.mutable_candidate_grad()));
   }
   if (!in.candidate_jacobian.empty()) {
     // One classes×classes matrix per row: the logits' shape plus a trailing classes axis.
     std::vector<int64_t> shape = loss.logits.shape;
     shape.push_back(shape.empty() ? 0 : shape.back());
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(EncodeLike("--candidate-jacobian", in.candidate_jacobian, shape,
+    GRADSERVE_RETURN_IF_ERROR(EncodeLike("--candidate-jacobian", in.candidate_jacobian, shape,
                                                 loss.format, request.mutable_candidate_jacobian()));
   }
   request.set_epsilon(in.epsilon);

@@ -5,7 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "client/status_macros.h"
+#include "base/status_macros.h"
 #include "client/tensor_codec.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
@@ -22,7 +22,7 @@ using google::protobuf::Reflection;
 absl::Status DecodeTensors(Message* m) {
   if (auto* t = dynamic_cast<gradserve::v1::Tensor*>(m)) {
     if (t->raw().empty()) return absl::OkStatus();
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor host, DecodeTensor(*t));
+    GRADSERVE_ASSIGN_OR_RETURN(HostTensor host, DecodeTensor(*t));
     t->clear_raw();
     t->mutable_values()->Add(host.values.begin(), host.values.end());
     return absl::OkStatus();

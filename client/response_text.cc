@@ -5,7 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/status_macros.h"
+#include "base/status_macros.h"
 #include "client/tensor_codec.h"
 
 namespace gradserve::client {
@@ -47,14 +47,14 @@ absl::StatusOr<std::string> ForwardText(const gradserve::v1::ForwardResponse& r,
   std::string out;
   // Absent only when --output took it (a chunked call streams it to the file).
   if (r.has_probabilities()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
   }
   if (r.has_log_probabilities()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "log_probabilities", r.log_probabilities(),
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "log_probabilities", r.log_probabilities(),
                                                   ClassAxes(r.log_probabilities()), style));
   }
   if (r.has_loss()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "loss", r.loss(), {"row"}, style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "loss", r.loss(), {"row"}, style));
     if (r.reduction_denominator() != 0) AppendNumber(&out, "reduction_denominator", r.reduction_denominator(), style);
   }
   return out;
@@ -63,21 +63,21 @@ absl::StatusOr<std::string> ForwardText(const gradserve::v1::ForwardResponse& r,
 absl::StatusOr<std::string> BackwardText(const gradserve::v1::BackwardResponse& r, const TableStyle& style) {
   std::string out;
   if (r.has_grad_logits()) {  // absent only when --output took it
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "grad_logits", r.grad_logits(), ClassAxes(r.grad_logits()), style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "grad_logits", r.grad_logits(), ClassAxes(r.grad_logits()), style));
   }
   if (r.has_loss()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "loss", r.loss(), {"row"}, style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "loss", r.loss(), {"row"}, style));
     if (r.reduction_denominator() != 0) AppendNumber(&out, "reduction_denominator", r.reduction_denominator(), style);
   }
   if (r.has_grad_probabilities()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "grad_probabilities", r.grad_probabilities(),
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "grad_probabilities", r.grad_probabilities(),
                                                   ClassAxes(r.grad_probabilities()), style));
   }
   if (r.has_probabilities()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "probabilities", r.probabilities(), ClassAxes(r.probabilities()), style));
   }
   if (r.has_jacobian()) {
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&out, "jacobian", r.jacobian(), JacobianAxes(r.jacobian()), style));
+    GRADSERVE_RETURN_IF_ERROR(AppendTensor(&out, "jacobian", r.jacobian(), JacobianAxes(r.jacobian()), style));
   }
   return out;
 }
@@ -110,7 +110,7 @@ absl::StatusOr<std::string> VerifyText(const gradserve::v1::VerifyGradientReques
                     FormatNumber(f.residual(), style.precision), ")\n  ", f.message(), "\n");
   }
   std::string tables;
-  GRADSERVE_CLIENT_RETURN_IF_ERROR(AppendTensor(&tables, "right gradient (analytic_grad)", r.analytic_grad(),
+  GRADSERVE_RETURN_IF_ERROR(AppendTensor(&tables, "right gradient (analytic_grad)", r.analytic_grad(),
                                                 ClassAxes(r.analytic_grad()), style));
   absl::StrAppend(&out, "\n", tables, "\nanalytic vs numeric: max abs error ",
                   FormatNumber(r.max_abs_error(), style.precision), ", max rel error ",

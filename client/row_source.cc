@@ -11,8 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "client/inputs.h"
-#include "client/status_macros.h"
 
 namespace gradserve::client {
 namespace {
@@ -48,13 +48,13 @@ absl::StatusOr<RowSource> RowSource::Open(absl::string_view flag, const std::str
     if (fstat(fd, &st) != 0) return absl::InvalidArgumentError(absl::StrCat("cannot stat ", arg));
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     std::string head(std::min<uint64_t>(size, 12), '\0');
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(ReadAt(fd, arg, 0, head.size(), head.data()));
+    GRADSERVE_RETURN_IF_ERROR(ReadAt(fd, arg, 0, head.size(), head.data()));
     const uint64_t header = NpyHeaderLength(head);
     if (header > 12 && header <= size && header < (64u << 20)) {
       head.resize(header);
-      GRADSERVE_CLIENT_RETURN_IF_ERROR(ReadAt(fd, arg, 0, header, head.data()));
+      GRADSERVE_RETURN_IF_ERROR(ReadAt(fd, arg, 0, header, head.data()));
     }
-    GRADSERVE_CLIENT_ASSIGN_OR_RETURN(src.layout_, ParseNpyLayout(arg, head, size));
+    GRADSERVE_ASSIGN_OR_RETURN(src.layout_, ParseNpyLayout(arg, head, size));
     if (!src.layout_.fortran_order || src.layout_.shape.size() < 2) {
       src.fd_ = std::move(owned);
       src.shape_ = src.layout_.shape;
@@ -62,7 +62,7 @@ absl::StatusOr<RowSource> RowSource::Open(absl::string_view flag, const std::str
       return src;
     }
   }
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor t, ReadTensorArg(flag, arg));
+  GRADSERVE_ASSIGN_OR_RETURN(HostTensor t, ReadTensorArg(flag, arg));
   src.shape_ = t.shape;
   src.dtype_ = t.dtype;
   src.whole_ = std::make_shared<const HostTensor>(std::move(t));
@@ -89,7 +89,7 @@ absl::Status RowSource::Read(int64_t begin, int64_t count, TensorFormat format, 
       return ReadAt(*fd_, path_, offset, bytes->size(), bytes->data());
     }
     std::string bytes(n * layout_.item_size, '\0');
-    GRADSERVE_CLIENT_RETURN_IF_ERROR(ReadAt(*fd_, path_, offset, bytes.size(), bytes.data()));
+    GRADSERVE_RETURN_IF_ERROR(ReadAt(*fd_, path_, offset, bytes.size(), bytes.data()));
     values.resize(n);
     DecodeNpyElements(layout_, bytes.data(), n, values.data());
   }

@@ -5,7 +5,7 @@
 //
 //   absl::StatusOr<RowSource> z = RowSource::Open("--logits", "z.npy");
 //   gradserve::v1::Tensor chunk;
-//   GRADSERVE_CLIENT_RETURN_IF_ERROR(z->Read(0, 128, {DATA_TYPE_FLOAT32, Encoding::kRaw}, &chunk));
+//   GRADSERVE_RETURN_IF_ERROR(z->Read(0, 128, {DATA_TYPE_FLOAT32, Encoding::kRaw}, &chunk));
 #ifndef GRADSERVE_CLIENT_ROW_SOURCE_H_
 #define GRADSERVE_CLIENT_ROW_SOURCE_H_
 

@@ -97,7 +97,7 @@ std::string FormatTensor(absl::string_view name, const HostTensor& t, absl::stri
   const int64_t rows = t.shape[rank - 2], columns = t.shape[rank - 1];
   if (rank == 2) return out + Grid(t, 0, rows, columns, axes, 0, /*row_labels=*/true, style);
   // Rank 3 and up: one grid per leading index, e.g. one Jacobian per row of the batch.
-  const int64_t slices = NumElements(t.shape) / (rows * columns);
+  const int64_t slices = ElementCount(t.shape) / (rows * columns);
   std::vector<int64_t> lead(t.shape.begin(), t.shape.end() - 2);
   for (int64_t s : Shown(slices, style.max_rows)) {
     if (s == kElided) {

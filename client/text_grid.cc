@@ -8,7 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/status_macros.h"
+#include "base/status_macros.h"
 
 namespace gradserve::client {
 namespace {
@@ -138,7 +138,7 @@ absl::StatusOr<HostTensor> ParseCsvGrid(absl::string_view path, absl::string_vie
     if (at.line == 0) return absl::StrCat(path, ": ");
     return absl::StrCat(path, ":", at.line, ":", at.column, ": ");
   };
-  GRADSERVE_CLIENT_ASSIGN_OR_RETURN(HostTensor t, ParseGrid(contents, '\n', /*force_rank2=*/true, skip, locate));
+  GRADSERVE_ASSIGN_OR_RETURN(HostTensor t, ParseGrid(contents, '\n', /*force_rank2=*/true, skip, locate));
   if (index_column) {
     const int64_t rows = t.shape[0], columns = t.shape[1];
     std::vector<double> kept;

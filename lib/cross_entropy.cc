@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "lib/row_kernels.h"
 #include "lib/softmax.h"
-#include "lib/status_macros.h"
 
 namespace gradserve {
 namespace {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "lib/softmax.h"
-#include "lib/status_macros.h"
 
 namespace gradserve {
 namespace {

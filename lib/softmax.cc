@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "lib/row_kernels.h"
-#include "lib/status_macros.h"
 
 namespace gradserve {
 namespace {

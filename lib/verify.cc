@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "lib/softmax.h"
-#include "lib/status_macros.h"
 #include "lib/verify_numeric.h"
 #include "lib/verify_util.h"
 

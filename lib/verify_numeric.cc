@@ -13,7 +13,7 @@
 
 #include "Eigen/Core"
 #include "absl/strings/str_format.h"
-#include "lib/status_macros.h"
+#include "base/status_macros.h"
 #include "lib/verify.h"
 #include "lib/verify_numeric.h"
 #include "lib/verify_rows.h"

@@ -2,10 +2,10 @@
 #include <optional>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "lib/cross_entropy.h"
 #include "lib/half_rows.h"
 #include "lib/softmax.h"
-#include "lib/status_macros.h"
 #include "server/limits.h"
 #include "server/loss_request.h"
 #include "server/rpc_logic.h"

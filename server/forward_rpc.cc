@@ -1,8 +1,8 @@
 // Forward: softmax (and log-softmax), plus the loss when targets are given.
+#include "base/status_macros.h"
 #include "lib/cross_entropy.h"
 #include "lib/half_rows.h"
 #include "lib/softmax.h"
-#include "lib/status_macros.h"
 #include "server/limits.h"
 #include "server/loss_request.h"
 #include "server/rpc_logic.h"

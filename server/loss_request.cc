@@ -1,7 +1,7 @@
 #include "server/loss_request.h"
 
 #include "absl/strings/str_format.h"
-#include "lib/status_macros.h"
+#include "base/status_macros.h"
 
 namespace gradserve {
 namespace {

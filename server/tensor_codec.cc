@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/element_count.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw tensors are little-endian");
 
@@ -153,18 +154,15 @@ absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits) {
 }
 
 absl::StatusOr<int64_t> ElementCount(const v1::Tensor& t, const char* name, const Limits& limits) {
-  int64_t n = 1;
   for (int64_t d : t.shape()) {
     if (d < 0) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s.shape %s has a negative dimension", name,
           FormatShape(t.shape())));
     }
-    if (d != 0 && n > limits.max_elements / d) n = limits.max_elements + 1;  // no overflow
-    else n *= d;
   }
-  // A zero dimension anywhere makes the tensor empty, whatever the others are.
-  for (int64_t d : t.shape()) if (d == 0) n = 0;
+  // Capped, so no overflow; a zero dimension anywhere makes the tensor empty, whatever the others.
+  const int64_t n = CappedElementCount(t.shape(), limits.max_elements);
   if (n > limits.max_elements) {
     double elements = 1;  // for the message only: a double cannot overflow here
     for (int64_t d : t.shape()) elements *= static_cast<double>(d);
@@ -267,8 +265,7 @@ template <typename T>
 OutputTensor<T>::OutputTensor(v1::Tensor* proto, const std::vector<int64_t>& shape,
                               Encoding encoding, HalfType half)
     : proto_(proto), half_(half) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  const int64_t n = ElementCount(shape);
   proto->mutable_shape()->Assign(shape.begin(), shape.end());
   if constexpr (std::is_same_v<T, uint16_t>) {
     proto->set_dtype(half == HalfType::kFloat16 ? v1::DATA_TYPE_FLOAT16 : v1::DATA_TYPE_BFLOAT16);

@@ -3,7 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "lib/status_macros.h"
+#include "base/element_count.h"
+#include "base/status_macros.h"
 #include "lib/verify.h"
 #include "server/limits.h"
 #include "server/loss_request.h"
@@ -26,9 +27,7 @@ absl::StatusOr<NumericMethod> ToNumericMethod(v1::NumericMethod m) {
 
 void Encode(const double* values, const std::vector<int64_t>& shape, Encoding enc, v1::Tensor* out) {
   OutputTensor<double> t(out, shape, enc);
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  std::copy(values, values + n, t.data());
+  std::copy(values, values + ElementCount(shape), t.data());
   t.Commit();
 }
 

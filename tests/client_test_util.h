@@ -16,10 +16,30 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 
-#define CLIENT_EXPECT_OK(expr) EXPECT_TRUE((expr).ok()) << (expr).status()
-#define CLIENT_ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << (expr).status()
+// CLIENT_EXPECT_OK(status or StatusOr) << "more context": evaluates `expr` once (a call with side
+// effects must not run twice on failure), like tests/test_util.h's EXPECT_OK, which the client's
+// tests cannot include (it pulls in lib/); the switch keeps an else outside the macro from binding
+// to the macro's if.
+#define CLIENT_EXPECT_OK(expr)                                                             \
+  switch (0)                                                                               \
+  case 0:                                                                                  \
+  default:                                                                                 \
+    if (const ::absl::Status gradserve_client_s_ =                                         \
+            ::gradserve::client::testing::ToStatus(expr);                                  \
+        gradserve_client_s_.ok()) {                                                        \
+    } else                                                                                 \
+      ADD_FAILURE() << #expr << " is " << gradserve_client_s_
+#define CLIENT_ASSERT_OK(expr)                                                                   \
+  do {                                                                                           \
+    const ::absl::Status gradserve_client_s_ = ::gradserve::client::testing::ToStatus(expr);    \
+    ASSERT_TRUE(gradserve_client_s_.ok()) << #expr << " is " << gradserve_client_s_;          \
+  } while (0)
 
 namespace gradserve::client::testing {
+
+inline absl::Status ToStatus(const absl::Status& s) { return s; }
+template <typename T>
+absl::Status ToStatus(const absl::StatusOr<T>& s) { return s.status(); }
 
 // A file of the source tree's tests/data (GRADSERVE_SOURCE_DIR is set by tests/CMakeLists.txt).
 inline std::string TestDataPath(const std::string& name) {

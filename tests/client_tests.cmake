@@ -7,6 +7,7 @@ gradserve_test(client_output_test gradserve::client GTest::gmock)
 gradserve_test(client_args_test gradserve::client GTest::gmock)
 gradserve_test(client_requests_test gradserve::client GTest::gmock)
 gradserve_test(client_bench_test gradserve::client GTest::gmock)
+gradserve_test(client_test_util_test absl::status absl::statusor)  # the status assertions of tests/client_test_util.h
 
 # End to end: the gradserve binary, run as a subprocess against a gradserve-server.
 gradserve_test(client_cli_test gradserve::client gradserve_test_server_process

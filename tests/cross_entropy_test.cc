@@ -1,51 +1,29 @@
+// Cross-entropy: fused equals chain rule equals complex step for every option combination, on every
+// write path and row kernel (kernel_test_main.cc runs this once per kernel); edge cases.
 #include "lib/cross_entropy.h"
 
 #include <cmath>
-#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lib/softmax.h"
 #include "lib/verify.h"
+#include "tests/cross_entropy_test_util.h"
 #include "tests/test_util.h"
 
 namespace gradserve {
 namespace {
 
+using ::gradserve::testing::AllCombos;
+using ::gradserve::testing::Combo;
+using ::gradserve::testing::Compute;
 using ::gradserve::testing::Float32Bound;
 using ::gradserve::testing::RandomLabels;
 using ::gradserve::testing::RandomLogits;
-using ::gradserve::testing::RandomProbabilities;
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Runs CrossEntropy and returns loss values, gradient and denominator.
-template <typename T>
-struct Result {
-  std::vector<T> loss;
-  RowMatrix<T> grad;
-  RowMatrix<T> grad_probs;
-  double denominator = 0;
-  absl::Status status;
-};
-
-template <typename T>
-Result<T> Compute(const LossProblem<T>& p, Method method, std::vector<T> grad_loss = {}) {
-  Result<T> r;
-  const int64_t n = p.logits.rows(), c = p.logits.cols();
-  r.loss.resize(p.options.reduction == Reduction::kNone ? n : 1);
-  r.grad.resize(n, c);
-  r.grad_probs.resize(n, c);
-  LossOutputs<T> out{absl::MakeSpan(r.loss), View(r.grad),
-                     method == Method::kChainRule ? View(r.grad_probs) : NoMatrix<T>()};
-  auto s = CrossEntropy<T>(p, grad_loss, method, out, ExecContext{});
-  r.status = s.status();
-  if (s.ok()) r.denominator = s->reduction_denominator;
-  return r;
-}
+using ::gradserve::testing::RandomProblem;
+using ::gradserve::testing::Result;
 
 TEST(CrossEntropyTest, MotivatingCaseFusedAndChainRuleGiveAMinusT) {
   RowMatrix<double> z(1, 2);
@@ -67,69 +45,6 @@ TEST(CrossEntropyTest, MotivatingCaseFusedAndChainRuleGiveAMinusT) {
   }
 }
 
-// Every option combination, both targets kinds.
-struct Combo {
-  bool probabilities;
-  Reduction reduction;
-  bool weights;
-  double smoothing;
-  bool ignore;
-  std::string Name() const {
-    return absl::StrCat(probabilities ? "prob" : "index", "_",
-                        reduction == Reduction::kMean ? "mean" : reduction == Reduction::kSum ? "sum" : "none",
-                        weights ? "_weights" : "", smoothing ? "_smoothing" : "", ignore ? "_ignore" : "");
-  }
-};
-
-std::vector<Combo> AllCombos() {
-  std::vector<Combo> out;
-  for (bool prob : {false, true})
-    for (Reduction red : {Reduction::kMean, Reduction::kSum, Reduction::kNone})
-      for (bool w : {false, true})
-        for (double ls : {0.0, 0.2})
-          for (bool ign : {false, true})
-            if (!(prob && ign)) out.push_back({prob, red, w, ls, ign});
-  return out;
-}
-
-// Owns the data of one random problem in float64 and float32.
-struct RandomProblem {
-  RandomProblem(const Combo& c, uint64_t seed, int64_t n = 6, int64_t k = 5, double scale = 5.0) {
-    std::mt19937_64 rng(seed);
-    z64 = RandomLogits<double>(rng, n, k, scale);
-    z32 = z64.cast<float>();
-    labels = RandomLabels(rng, n, k);
-    t64 = RandomProbabilities<double>(rng, n, k);
-    t32 = t64.cast<float>();
-    if (c.weights) {
-      std::uniform_real_distribution<double> u(0.1, 2.0);
-      for (int64_t j = 0; j < k; ++j) weights.push_back(u(rng));
-    }
-    options = {c.reduction, c.smoothing, weights, std::nullopt};
-    if (c.ignore) {
-      options.ignore_index = 2;
-      labels[1] = 2;  // at least one ignored row, and one kept
-      labels[0] = 0;
-    }
-    probabilities = c.probabilities;
-  }
-  template <typename T>
-  LossProblem<T> Get() const {
-    if constexpr (std::is_same_v<T, double>) {
-      return {ConstView(z64), probabilities ? Targets<double>::Probabilities(ConstView(t64))
-                                            : Targets<double>::ClassIndices(labels), options};
-    } else {
-      return {ConstView(z32), probabilities ? Targets<float>::Probabilities(ConstView(t32))
-                                            : Targets<float>::ClassIndices(labels), options};
-    }
-  }
-  RowMatrix<double> z64, t64;
-  RowMatrix<float> z32, t32;
-  std::vector<int64_t> labels;
-  std::vector<double> weights;
-  LossOptions options;
-  bool probabilities;
-};
 
 class CrossEntropyPropertyTest : public ::testing::TestWithParam<Combo> {};
 
@@ -368,75 +283,6 @@ TEST(CrossEntropyTest, MeanWithZeroWeightSumIsNanButIgnoredRowsStayZero) {
   EXPECT_TRUE(r.grad.row(2).array().isNaN().all());
 }
 
-// Each validation error, with the numbers in its message.
-struct BadCase {
-  std::string name;
-  std::function<void(RandomProblem&)> spoil;
-  std::string message_part;
-};
-
-TEST(CrossEntropyValidationTest, EachErrorIsInvalidArgumentWithNumbers) {
-  const std::vector<BadCase> cases = {
-      {"nan_logit", [](RandomProblem& r) { r.z64(3, 4) = kNaN; }, "logits[3, 4] is nan"},
-      {"inf_logit", [](RandomProblem& r) { r.z64(0, 1) = -INFINITY; }, "logits[0, 1] is -inf"},
-      {"label_out_of_range", [](RandomProblem& r) { r.labels[2] = 5; },
-       "targets.class_indices[2] is 5, outside [0, 5)"},
-      {"negative_label", [](RandomProblem& r) { r.labels[0] = -1; }, "targets.class_indices[0] is -1"},
-      {"label_count", [](RandomProblem& r) { r.labels.pop_back(); },
-       "targets.class_indices has 5 values, expected one per row (batch 6)"},
-      {"smoothing_high", [](RandomProblem& r) { r.options.label_smoothing = 1.5; },
-       "options.label_smoothing is 1.5"},
-      {"smoothing_nan", [](RandomProblem& r) { r.options.label_smoothing = kNaN; },
-       "options.label_smoothing is nan"},
-      {"weights_length", [](RandomProblem& r) { r.weights = {1, 2}; r.options.class_weights = r.weights; },
-       "options.class_weights has 2 weights, expected one per class (5)"},
-      {"weights_negative", [](RandomProblem& r) { r.weights = {1, 1, -2, 1, 1}; r.options.class_weights = r.weights; },
-       "options.class_weights[2] is -2"},
-  };
-  for (const BadCase& c : cases) {
-    RandomProblem rp({false, Reduction::kMean, false, 0, false}, 1);
-    c.spoil(rp);
-    const absl::Status s = Compute(rp.Get<double>(), Method::kFused).status;
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
-    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.name << ": " << s;
-    EXPECT_EQ(ValidateLossProblem(rp.Get<double>()).code(), absl::StatusCode::kInvalidArgument) << c.name;
-  }
-}
-
-TEST(CrossEntropyValidationTest, ProbabilityTargetErrors) {
-  const std::vector<BadCase> cases = {
-      {"negative", [](RandomProblem& r) { r.t64(1, 2) = -0.1; }, "targets.probabilities[1, 2] is -0.1"},
-      {"row_sum", [](RandomProblem& r) { r.t64(4, 0) += 0.01; }, "targets.probabilities row 4 sums to"},
-      {"ignore_index", [](RandomProblem& r) { r.options.ignore_index = 0; },
-       "options.ignore_index (0) applies only to class-index targets"},
-  };
-  for (const BadCase& c : cases) {
-    RandomProblem rp({true, Reduction::kMean, false, 0, false}, 1);
-    c.spoil(rp);
-    const absl::Status s = Compute(rp.Get<double>(), Method::kFused).status;
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
-    EXPECT_NE(s.message().find(c.message_part), std::string::npos) << c.name << ": " << s;
-  }
-}
-
-TEST(CrossEntropyValidationTest, RowSumToleranceDependsOnDtype) {
-  RandomProblem rp({true, Reduction::kMean, false, 0, false}, 2);
-  rp.t64.row(0) *= 1.0 + 5e-6;  // off by 5e-6: too much for float64, fine for float32
-  rp.t32 = rp.t64.cast<float>();
-  EXPECT_EQ(Compute(rp.Get<double>(), Method::kFused).status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_OK(Compute(rp.Get<float>(), Method::kFused).status);
-  rp.t32.row(0) *= 1.001f;
-  const absl::Status s = Compute(rp.Get<float>(), Method::kFused).status;
-  EXPECT_NE(s.message().find("within 0.0001 (float32)"), std::string::npos) << s;
-}
-
-TEST(CrossEntropyValidationTest, GradLossMustMatchTheLossShape) {
-  const RandomProblem rp({false, Reduction::kNone, false, 0, false}, 1);
-  const absl::Status s = Compute(rp.Get<double>(), Method::kFused, {1.0, 2.0}).status;
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("grad_loss has 2 values but the loss has 6 (reduction NONE"),
-            std::string::npos) << s;
-}
 
 }  // namespace
 }  // namespace gradserve

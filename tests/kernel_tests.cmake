@@ -10,6 +10,7 @@ endfunction()
 
 gradserve_kernel_test(softmax_test)
 gradserve_kernel_test(cross_entropy_test)
+gradserve_kernel_test(cross_entropy_validation_test)
 gradserve_kernel_test(cross_entropy_golden_test)
 gradserve_kernel_test(verify_test)
 gradserve_test(kernel_dispatch_test gradserve::lib)

@@ -3,7 +3,7 @@
 
 request_fuzzer: one byte choosing the RPC (0 Forward, 1 Backward, 2 VerifyGradient), then the
 request in protobuf's binary form, encoded from the text protos below by `protoc --encode`.
-math_fuzzer: hand-built inputs in math_entry.cc's byte layout (the motivating case among them),
+math_fuzzer: hand-built inputs in math_case.cc's byte layout (the motivating case among them),
 plus seeded random ones.
 Usage: tests/fuzz/make_corpus.py   (needs protoc; run from anywhere)
 """
@@ -129,7 +129,7 @@ def request_corpus():
 
 
 def mode3(x):
-    """Bytes that math_entry.cc's logit mode 3 decodes to x (x = m·2^(e-32), m in [-1, 1))."""
+    """Bytes that math_case.cc's logit mode 3 decodes to x (x = m·2^(e-32), m in [-1, 1))."""
     e = 0
     m = x
     while abs(m) >= 1:

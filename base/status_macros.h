@@ -1,16 +1,18 @@
-// Status propagation helpers (Abseil 20220623 ships none of its own).
+// Status propagation for lib/, server/ and client/ (Abseil 20220623 ships none of its own).
 //
 //   GRADSERVE_RETURN_IF_ERROR(Validate(x));
 //   GRADSERVE_ASSIGN_OR_RETURN(double d, Denominator(x));
-#ifndef GRADSERVE_LIB_STATUS_MACROS_H_
-#define GRADSERVE_LIB_STATUS_MACROS_H_
+#ifndef GRADSERVE_BASE_STATUS_MACROS_H_
+#define GRADSERVE_BASE_STATUS_MACROS_H_
+
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define GRADSERVE_RETURN_IF_ERROR(expr)             \
-  do {                                              \
-    ::absl::Status gradserve_status_ = (expr);      \
+#define GRADSERVE_RETURN_IF_ERROR(expr)                    \
+  do {                                                     \
+    ::absl::Status gradserve_status_ = (expr);             \
     if (!gradserve_status_.ok()) return gradserve_status_; \
   } while (0)
 
@@ -25,4 +27,4 @@
   if (!statusor.ok()) return std::move(statusor).status();    \
   lhs = std::move(statusor).value()
 
-#endif  // GRADSERVE_LIB_STATUS_MACROS_H_
+#endif  // GRADSERVE_BASE_STATUS_MACROS_H_
