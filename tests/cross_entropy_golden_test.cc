@@ -73,12 +73,11 @@ bool ParseInts(std::istringstream& in, std::vector<int64_t>& out) {
 
 std::filesystem::path GoldenPath() {
   // ctest sets GRADSERVE_SOURCE_DIR; test discovery at build time runs without it, and must
-  // still see every case, so fall back to this source file's own location.
+  // still see every case, so fall back to the source tree CMake compiled in (not __FILE__,
+  // which a compiler cache may have made relative).
   const char* root = std::getenv("GRADSERVE_SOURCE_DIR");
-  std::filesystem::path dir = root != nullptr && *root != '\0'
-                                  ? std::filesystem::path(root) / "tests"
-                                  : std::filesystem::path(__FILE__).parent_path();
-  return dir / "golden" / "cross_entropy_golden.txt";
+  const std::filesystem::path dir(root != nullptr && *root != '\0' ? root : GRADSERVE_TEST_SOURCE_DIR);
+  return dir / "tests" / "golden" / "cross_entropy_golden.txt";
 }
 
 GoldenFile ParseGoldenFile() {

@@ -4,6 +4,7 @@ function(gradserve_kernel_test name)
   add_executable(${name} ${name}.cc kernel_test_main.cc)
   target_link_libraries(${name} PRIVATE gradserve::lib GTest::gtest)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(${name} PRIVATE GRADSERVE_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT "GRADSERVE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
