@@ -20,6 +20,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "gtest/gtest.h"
+#include "tests/cli_server_fixture.h"
 #include "tests/client_test_util.h"
 #include "tests/server_process.h"
 
@@ -31,6 +32,7 @@ using gradserve::v1::ForwardResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::CliResult;
+using testing::CliServerTest;
 using testing::RunCli;
 using testing::WriteTempFile;
 
@@ -40,12 +42,10 @@ const char kSmallChunks[] = "--chunk-mib=0.015625";
 
 std::string Npy(const std::string& name, const HostTensor& t) { return WriteTempFile(name, EncodeNpy(t, t.dtype)); }
 
-class ClientChunkedCliTest : public ::testing::Test {
+class ClientChunkedCliTest : public CliServerTest {
  protected:
   static void SetUpTestSuite() {
-    auto server = gradserve::testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
+    StartServer();
     std::mt19937_64 rng(5);
     std::normal_distribution<double> normal(0, 2);
     HostTensor z{{kRows, kClasses}, {}}, p{{kRows, kClasses}, {}}, y{{kRows}, {}};
@@ -67,11 +67,6 @@ class ClientChunkedCliTest : public ::testing::Test {
     for (int64_t c = 0; c < kClasses; ++c) w += (c ? "," : "") + std::to_string(0.5 + (c % 5) * 0.25);
     weights_ = new std::string(WriteTempFile("w.csv", w + "\n"));
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
   // Runs `args` whole and in small chunks (as JSON) and returns both responses.
   template <typename Response>
   static void RunBoth(std::vector<std::string> args, Response* whole, Response* chunked) {
@@ -85,10 +80,8 @@ class ClientChunkedCliTest : public ::testing::Test {
     ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(b.out, chunked).ok()) << b.out;
   }
 
-  static gradserve::testing::ServerProcess* server_;
   static std::string *logits_, *logits32_, *probs_, *labels_, *weights_;
 };
-gradserve::testing::ServerProcess* ClientChunkedCliTest::server_ = nullptr;
 std::string *ClientChunkedCliTest::logits_, *ClientChunkedCliTest::logits32_, *ClientChunkedCliTest::probs_,
     *ClientChunkedCliTest::labels_, *ClientChunkedCliTest::weights_;
 

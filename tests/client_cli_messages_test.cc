@@ -11,6 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "gtest/gtest.h"
+#include "tests/cli_server_fixture.h"
 #include "tests/client_test_util.h"
 #include "tests/server_process.h"
 #include "tests/test_certificates.h"
@@ -23,6 +24,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using testing::CliResult;
+using testing::CliServerTest;
 using testing::RunCli;
 using testing::WriteTempFile;
 
@@ -68,25 +70,11 @@ TEST(ClientCliTlsHintTest, PlaintextToTlsAndTlsToPlaintextSayWhy) {
   EXPECT_THAT(refused.err, Not(HasSubstr("hint:")));
 }
 
-class ClientCliMessagesTest : public ::testing::Test {
+class ClientCliMessagesTest : public CliServerTest {
  protected:
-  static void SetUpTestSuite() {
-    // A 1 MiB message limit makes RESOURCE_EXHAUSTED cheap to provoke.
-    auto server = gradserve::testing::ServerProcess::Start({"--max_message_mib=1"});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static CliResult Run(std::vector<std::string> args) {
-    args.insert(args.begin(), "--target=" + server_->address());
-    return RunCli(args);
-  }
-  static gradserve::testing::ServerProcess* server_;
+  // A 1 MiB message limit makes RESOURCE_EXHAUSTED cheap to provoke.
+  static void SetUpTestSuite() { StartServer({"--max_message_mib=1"}); }
 };
-gradserve::testing::ServerProcess* ClientCliMessagesTest::server_ = nullptr;
 
 TEST_F(ClientCliMessagesTest, ExitTwoForWrongInputThreeForAFailedCall) {
   const CliResult bad = Run({"verify", "--logits", "1,2", "--labels", "7"});

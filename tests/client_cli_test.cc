@@ -12,6 +12,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "gtest/gtest.h"
+#include "tests/cli_server_fixture.h"
 #include "tests/client_test_util.h"
 #include "tests/server_process.h"
 #include "tests/test_certificates.h"
@@ -23,6 +24,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::CliResult;
+using testing::CliServerTest;
 using testing::RunCli;
 using testing::TestDataPath;
 using testing::WriteTempFile;
@@ -35,27 +37,10 @@ Message ParseJson(const std::string& json) {
   return m;
 }
 
-class ClientCliTest : public ::testing::Test {
+class ClientCliTest : public CliServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = gradserve::testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  // gradserve --target=<the server> args...
-  static CliResult Run(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
-    args.insert(args.begin(), "--target=" + server_->address());
-    return RunCli(args, env);
-  }
-
-  static gradserve::testing::ServerProcess* server_;
+  static void SetUpTestSuite() { StartServer(); }
 };
-gradserve::testing::ServerProcess* ClientCliTest::server_ = nullptr;
 
 TEST_F(ClientCliTest, VerifyMotivatingCaseExplainsJacobianAtLogitsAndExitsOne) {
   const CliResult r = Run({"verify", "--logits", "1.75,1.75", "--target-probs", "0,1", "--candidate", "6.125,2.625"});

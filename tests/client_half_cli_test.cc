@@ -13,6 +13,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gradserve/v1/gradserve.pb.h"
 #include "gtest/gtest.h"
+#include "tests/cli_server_fixture.h"
 #include "tests/client_test_util.h"
 #include "tests/server_process.h"
 
@@ -24,27 +25,14 @@ using gradserve::v1::DATA_TYPE_FLOAT16;
 using gradserve::v1::DATA_TYPE_FLOAT32;
 using ::testing::HasSubstr;
 using testing::CliResult;
+using testing::CliServerTest;
 using testing::RunCli;
 using testing::WriteTempFile;
 
-class ClientHalfCliTest : public ::testing::Test {
+class ClientHalfCliTest : public CliServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = gradserve::testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static CliResult Run(std::vector<std::string> args) {
-    args.insert(args.begin(), "--target=" + server_->address());
-    return RunCli(args);
-  }
-  static gradserve::testing::ServerProcess* server_;
+  static void SetUpTestSuite() { StartServer(); }
 };
-gradserve::testing::ServerProcess* ClientHalfCliTest::server_ = nullptr;
 
 // Logits that float16 holds exactly, so float64 on the same numbers is the reference.
 HostTensor HalfLogits() {

@@ -10,6 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/server_test_util.h"
 #include "tests/tensor_values.h"
 
 namespace gradserve {
@@ -19,20 +20,8 @@ using testing::ServerProcess;
 using testing::TensorValues;
 namespace pb = ::gradserve::v1;
 
-template <typename T>
-pb::Tensor Raw(std::vector<int64_t> shape, const std::vector<T>& v) {
-  pb::Tensor t;
-  t.mutable_shape()->Assign(shape.begin(), shape.end());
-  t.set_dtype(sizeof(T) == 4 ? pb::DATA_TYPE_FLOAT32 : pb::DATA_TYPE_FLOAT64);
-  t.set_raw(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
-  return t;
-}
-
-pb::Targets Labels(std::vector<int64_t> ids) {
-  pb::Targets t;
-  t.mutable_class_indices()->mutable_values()->Assign(ids.begin(), ids.end());
-  return t;
-}
+using testing::Labels;
+using testing::Raw;
 
 // softmax of one row, in float64 from the float32 logits the server widens exactly.
 std::vector<double> Softmax(const std::vector<float>& z) {
