@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/server_test_util.h"
 
 namespace gradserve {
 namespace {
@@ -153,10 +154,7 @@ grpc::Status TimedCall(pb::GradientService::Stub& stub, const pb::VerifyGradient
 }
 
 bool HealthyForward(pb::GradientService::Stub& stub) {
-  pb::ForwardRequest req;
-  req.mutable_logits()->add_shape(2);
-  req.mutable_logits()->add_values(1.75);
-  req.mutable_logits()->add_values(1.75);
+  const pb::ForwardRequest req = testing::SeedForward();
   pb::ForwardResponse resp;
   grpc::ClientContext ctx;
   return stub.Forward(&ctx, req, &resp).ok() && resp.probabilities().values(0) == 0.5;

@@ -7,6 +7,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/server_test_util.h"
 #include "tests/test_certificates.h"
 
 namespace gradserve {
@@ -17,10 +18,7 @@ using testing::ServerProcess;
 namespace pb = ::gradserve::v1;
 
 grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel) {
-  pb::ForwardRequest req;
-  req.mutable_logits()->add_shape(2);
-  req.mutable_logits()->add_values(1.75);
-  req.mutable_logits()->add_values(1.75);
+  const pb::ForwardRequest req = testing::SeedForward();
   pb::ForwardResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -23,6 +23,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
+#include "tests/server_test_util.h"
 
 namespace gradserve {
 namespace {
@@ -205,10 +206,7 @@ TEST(ServerConnectionLimitTest, IdleConnectionsBeyondTheDescriptorLimitDoNotStop
   ASSERT_GE(idle.size(), 150u);
   auto stub = pb::GradientService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  pb::ForwardRequest req;
-  req.mutable_logits()->add_shape(2);
-  req.mutable_logits()->add_values(1.75);
-  req.mutable_logits()->add_values(1.75);
+  const pb::ForwardRequest req = testing::SeedForward();
   pb::ForwardResponse resp;
   grpc::ClientContext ctx;
   // Each second the handshake timeout frees ~50 descriptors: 200 idle connections are gone in

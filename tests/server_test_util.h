@@ -33,6 +33,15 @@ pb::Tensor Raw(std::vector<int64_t> shape, const std::vector<T>& v) {
 
 inline std::vector<int64_t> Shape(const pb::Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
 
+// Forward of the motivating logits (1.75, 1.75), values encoding: probabilities (0.5, 0.5).
+inline pb::ForwardRequest SeedForward() {
+  pb::ForwardRequest req;
+  req.mutable_logits()->add_shape(2);
+  req.mutable_logits()->add_values(1.75);
+  req.mutable_logits()->add_values(1.75);
+  return req;
+}
+
 inline pb::Targets Labels(std::vector<int64_t> ids) {
   pb::Targets t;
   t.mutable_class_indices()->mutable_values()->Assign(ids.begin(), ids.end());
