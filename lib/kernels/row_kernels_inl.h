@@ -63,9 +63,10 @@ struct Ops {
   // Keeps a loaded value in a register: GCC would otherwise fold the load into each of its uses
   // (max and min), and loads are what bounds the pipelined row loop.
   static V InRegister(V v) {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#if defined(__GNUC__) && !defined(__clang__) && HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
     asm("" : "+v"(v.raw));
-#elif HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR
+#elif defined(__GNUC__) && !defined(__clang__) && HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && \
+    HWY_TARGET != HWY_EMU128
     asm("" : "+x"(v.raw));
 #endif
     return v;
