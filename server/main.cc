@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -19,6 +20,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
@@ -91,8 +93,16 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.limits.max_elements = absl::GetFlag(FLAGS_max_elements);
   o.limits.max_jacobian_elements = absl::GetFlag(FLAGS_max_jacobian_elements);
   o.limits.max_verify_work = absl::GetFlag(FLAGS_max_verify_work);
-  if (o.limits.max_elements <= 0 || o.limits.max_jacobian_elements <= 0 || o.limits.max_verify_work <= 0) {
-    return absl::InvalidArgumentError("--max_elements, --max_jacobian_elements and --max_verify_work must be positive");
+  // The limits bound products of a shape's dimensions (and those products times 8 bytes), which
+  // must stay far from int64_t's range; 2^50 elements is 8 PiB of float64, beyond any machine.
+  constexpr int64_t kLargestLimit = int64_t{1} << 50;
+  for (const auto& [name, value] : {std::pair{"--max_elements", o.limits.max_elements},
+                                    std::pair{"--max_jacobian_elements", o.limits.max_jacobian_elements},
+                                    std::pair{"--max_verify_work", o.limits.max_verify_work}}) {
+    if (value <= 0 || value > kLargestLimit) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s=%d must be in [1, %d]", name, value, kLargestLimit));
+    }
   }
   o.compute_threads = absl::GetFlag(FLAGS_compute_threads);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);

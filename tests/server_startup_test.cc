@@ -119,7 +119,9 @@ TEST(ServerUsageTest, VersionIsTheProjectsAndExitsZero) {
   const Ran version = RunServer({"--version"});
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output.rfind(std::string("gradserve-server ") + kVersion, 0), 0u) << version.output;
-  if (kGitCommit[0] != '\0') EXPECT_NE(version.output.find(kGitCommit), std::string::npos) << version.output;
+  if (kGitCommit[0] != '\0') {
+    EXPECT_NE(version.output.find(kGitCommit), std::string::npos) << version.output;
+  }
   EXPECT_EQ(version.output.find("NDEBUG"), std::string::npos) << version.output;
 }
 
@@ -139,6 +141,19 @@ TEST(ServerPortTest, APortOutOfRangeIsRefused) {
     const Ran ran = RunServer({listen});
     EXPECT_EQ(ran.exit_code, 2) << listen << ": " << ran.output;
     EXPECT_NE(ran.output.find(listen), std::string::npos) << ran.output;
+    EXPECT_EQ(ran.output.find("listening on"), std::string::npos) << ran.output;
+  }
+}
+
+// A limit near int64_t's range would overflow the shape products it bounds (limit + 1 when a
+// shape is over it, bytes = elements · 8), so the flags stop at 2^50 and name the bad value.
+TEST(ServerFlagTest, LimitsOutsideTheirRangeAreRefusedWithTheValue) {
+  for (const char* flag : {"--max_elements=9223372036854775807", "--max_jacobian_elements=0",
+                           "--max_verify_work=-3", "--max_elements=1125899906842625"}) {
+    const Ran ran = RunServer({"--listen=127.0.0.1:0", flag});
+    EXPECT_EQ(ran.exit_code, 2) << flag << ": " << ran.output;
+    EXPECT_NE(ran.output.find(flag), std::string::npos) << ran.output;
+    EXPECT_NE(ran.output.find("1125899906842624"), std::string::npos) << ran.output;
     EXPECT_EQ(ran.output.find("listening on"), std::string::npos) << ran.output;
   }
 }
