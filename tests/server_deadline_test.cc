@@ -7,12 +7,9 @@
 // that to land in the computation in a few attempts, the test says so and is skipped rather than
 // passing without having seen anything. Work is compared as CPU time, which a loaded machine does
 // not inflate the way it does wall time.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <mutex>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -79,63 +76,6 @@ pb::VerifyGradientRequest Verification(int64_t rows, int64_t classes, bool bad_l
   return req;
 }
 
-// gradserve-server with its stdout kept, to read its log while it runs.
-class LoggedServer {
- public:
-  explicit LoggedServer(std::vector<std::string> flags) {
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      close(out[0]);
-      close(out[1]);
-      std::string binary = GRADSERVE_SERVER_BINARY;
-      flags.insert(flags.begin(), "--listen=127.0.0.1:0");
-      std::vector<char*> argv{binary.data()};
-      for (std::string& f : flags) argv.push_back(f.data());
-      argv.push_back(nullptr);
-      execv(binary.c_str(), argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    reader_ = std::thread([this, fd = out[0]] {
-      char buf[512];
-      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
-        std::lock_guard<std::mutex> lock(mu_);
-        output_.append(buf, n);
-      }
-      close(fd);
-    });
-    for (int waited = 0; waited < 300 && address_.empty(); ++waited) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      const std::string seen = Output();
-      const size_t at = seen.find("listening on "), eol = seen.find('\n', at);
-      if (at != std::string::npos && eol != std::string::npos) address_ = seen.substr(at + 13, eol - at - 13);
-    }
-  }
-  ~LoggedServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (reader_.joinable()) reader_.join();
-  }
-  const std::string& address() const { return address_; }
-  int pid() const { return pid_; }
-  std::string Output() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return output_;
-  }
-
- private:
-  int pid_ = -1;
-  std::string address_;
-  std::thread reader_;
-  std::mutex mu_;
-  std::string output_;
-};
-
 double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Times a VerifyGradient call, with a deadline `deadline_s` from now (0: none).
@@ -181,8 +121,9 @@ std::vector<OverrunLine> Overruns(const std::string& log) {
 // so the test requires that no work overran by more than a quarter of its length, and that at
 // least one deadline landed in the computation and stopped it (else it is skipped, saying why).
 TEST(ServerDeadlineTest, WorkStopsWhenTheDeadlineExpiresMidComputation) {
-  LoggedServer server({"--compute_threads=2"});
-  ASSERT_FALSE(server.address().empty()) << server.Output();
+  auto started = ServerProcess::Start({"--compute_threads=2"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  ServerProcess& server = **started;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // the response carries two float64 gradients
   auto stub = pb::GradientService::NewStub(
@@ -194,7 +135,9 @@ TEST(ServerDeadlineTest, WorkStopsWhenTheDeadlineExpiresMidComputation) {
     ASSERT_EQ(TimedCall(*stub, arrives, 0, &arrival).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     const grpc::Status whole = TimedCall(*stub, req, 0, &full);
     ASSERT_TRUE(whole.ok()) << whole.error_message();
-    const double deadline = arrival + std::max(0.0, full - arrival) * (attempt % 4 + 1) / 8;
+    // The computation is the early part of what follows the arrival (the 32 MB response takes
+    // the rest), so the deadlines sit at 1/32 ... 1/4 of it.
+    const double deadline = arrival + std::max(0.0, full - arrival) * (1 << (attempt % 4)) / 32;
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // one log line a second
     const grpc::Status s = TimedCall(*stub, req, deadline, &took);
     std::cout << "attempt " << attempt << ": arrives in " << arrival << " s, whole call " << full

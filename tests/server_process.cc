@@ -46,19 +46,29 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<
     const size_t eol = at == std::string::npos ? at : seen.find('\n', at);
     if (eol != std::string::npos) {
       std::string address = seen.substr(at + 13, eol - at - 13);
-      // Keep draining stdout in the background so the server never blocks on a full pipe.
-      std::thread([fd = out[0]] {
-        char sink[512];
-        while (read(fd, sink, sizeof sink) > 0) {}
+      auto log = std::make_shared<Log>();
+      log->text = seen;
+      // Keep reading stdout in the background so the server never blocks on a full pipe.
+      std::thread([fd = out[0], log] {
+        char buf[512];
+        for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
+          std::lock_guard<std::mutex> lock(log->mu);
+          log->text.append(buf, n);
+        }
         close(fd);
       }).detach();
-      return std::unique_ptr<ServerProcess>(new ServerProcess(pid, address));
+      return std::unique_ptr<ServerProcess>(new ServerProcess(pid, address, std::move(log)));
     }
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   close(out[0]);
   return absl::UnavailableError(absl::StrCat(binary, " did not report its address; it printed: ", seen));
+}
+
+std::string ServerProcess::Output() const {
+  std::lock_guard<std::mutex> lock(log_->mu);
+  return log_->text;
 }
 
 bool ServerProcess::running() {
