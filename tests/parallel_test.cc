@@ -205,9 +205,9 @@ TEST(ComputeThreadsTest, AHelperReturnsToAWaitingTask) {
   ScheduleCompute([&] {
     ExecContext ctx;
     ctx.is_cancelled = [&] { return second_started.load(); };
-    bool once = false;
+    std::atomic<bool> once{false};
     loop = ParallelForRows(2000, kMinParallelWork, ctx, [&](int64_t b, int64_t e) {
-      if (!once && (once = true)) first_started.Done();
+      if (!once.exchange(true)) first_started.Done();
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
     done.Done();
