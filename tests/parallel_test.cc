@@ -196,7 +196,7 @@ TEST(ComputeThreadsTest, TasksOnlyEverRunComputeThreadsNumberAtOnce) {
 }
 
 TEST(ComputeThreadsTest, AHelperReturnsToAWaitingTask) {
-  if (ComputeThreads() < 2) GTEST_SKIP() << "one compute thread: the second task waits for the first";
+  if (ComputeThreads() < 2) GTEST_SKIP() << "one compute thread: the second task waits";
   // The first task's loop (about 2 s on one thread) borrows every other compute thread; the
   // second task must get one back within a block, which stops the loop at its next poll.
   std::atomic<bool> second_started{false};
