@@ -41,7 +41,7 @@ FROM debian:bookworm-slim
 # libgrpc29, libssl3, libre2-9 and libc-ares2 with it; libcpp-httplib0.11 zlib and brotli).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libgomp1 libhwy1 libcpp-httplib0.11 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libhwy1 libcpp-httplib0.11 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 # A numeric uid, so that Kubernetes' runAsNonRoot can check it without a passwd lookup.
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

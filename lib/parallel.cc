@@ -1,5 +1,6 @@
 #include "lib/parallel.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -19,89 +20,120 @@
 namespace gradserve {
 namespace {
 
-// One ParallelForRows call's blocks, which the caller and any helpers that join take in turn.
+thread_local bool on_compute_thread = false;
+
+// One ParallelForRows call's blocks, which its caller and any compute threads that help take in
+// turn.
 struct Job {
   std::atomic<int64_t> next{0};
   int64_t blocks = 0;
   const std::function<void(int64_t)>* run_block = nullptr;
-  int slots = 0;   // helpers that may still join; guarded by Helpers::mu_
-  int active = 0;  // helpers working on it now; guarded by Helpers::mu_
+  int slots = 0;   // helpers that may still join; guarded by Pool::mu_
+  int active = 0;  // helpers working on it now; guarded by Pool::mu_
 
-  // Takes blocks until none are left, or, for a helper (`running` set), until more than `cap`
-  // threads compute: a caller that started meanwhile gets the core back within a block.
-  void Work(const std::atomic<int>* running = nullptr, int cap = 0) {
+  // Takes blocks until none are left, or, for a helper (`tasks_waiting` set), until a task waits
+  // for a compute thread: a big request that arrives gets its thread back within a block.
+  void Work(const std::atomic<int>* tasks_waiting = nullptr) {
     for (int64_t b = next.fetch_add(1); b < blocks; b = next.fetch_add(1)) {
       (*run_block)(b);
-      if (running != nullptr && running->load(std::memory_order_relaxed) > cap) return;
+      if (tasks_waiting != nullptr && tasks_waiting->load(std::memory_order_relaxed) > 0) return;
     }
   }
 };
 
-// The process's helper threads: AvailableCores() - 1 of them, shared by every caller, so that
-// concurrent calls (a server's compute threads) never start a team of threads each. A helper
-// joins a call only while fewer than AvailableCores() threads compute (callers count), so the
-// threads computing stay at the core count however many calls run at once.
-class Helpers {
+// The number of compute threads (0: not set yet), and whether they have started.
+struct PoolConfig {
+  std::mutex mu;
+  int threads = 0;
+  bool started = false;
+};
+
+PoolConfig& Config() {
+  static PoolConfig* config = new PoolConfig;
+  return *config;
+}
+
+// The compute threads. Each runs one thing at a time, a task or blocks of a loop, so the work
+// they do never needs more threads than there are of them; tasks come first.
+class Pool {
  public:
-  static Helpers& Get() {
-    static Helpers* helpers = new Helpers(AvailableCores() - 1);  // never destroyed: see Loop
-    return *helpers;
+  static Pool& Get() {
+    static Pool* pool = [] {  // never destroyed: see Loop
+      PoolConfig& config = Config();
+      std::lock_guard<std::mutex> lock(config.mu);
+      config.started = true;
+      if (config.threads <= 0) config.threads = AvailableCores();
+      return new Pool(config.threads);
+    }();
+    return *pool;
   }
 
-  // Runs `job` on the calling thread and on up to `helpers` idle helpers; returns once all of
-  // them are done with it.
+  void Schedule(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+      tasks_waiting_.store(static_cast<int>(tasks_.size()), std::memory_order_relaxed);
+    }
+    work_.notify_one();
+  }
+
+  // Runs `job` on the calling thread and on up to `helpers` idle compute threads; returns once
+  // all of them are done with it.
   void Run(Job* job, int helpers) {
-    running_.fetch_add(1);
-    if (helpers > 0 && !threads_.empty()) {
+    {
       std::lock_guard<std::mutex> lock(mu_);
       job->slots = helpers;
-      queue_.push_back(job);
-      work_.notify_all();
+      jobs_.push_back(job);
     }
+    for (int i = 0; i < std::min(helpers, threads_); ++i) work_.notify_one();
     job->Work();
     std::unique_lock<std::mutex> lock(mu_);
-    queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+    jobs_.erase(std::remove(jobs_.begin(), jobs_.end(), job), jobs_.end());
     done_.wait(lock, [job] { return job->active == 0; });
-    running_.fetch_sub(1);
   }
 
  private:
-  explicit Helpers(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-    for (std::thread& t : threads_) t.detach();
+  explicit Pool(int threads) : threads_(threads) {
+    for (int i = 0; i < threads; ++i) std::thread([this] { Loop(); }).detach();
   }
 
-  // Helpers run until the process exits (the pool is never destroyed, so exit never waits on
-  // them or destroys state they use).
+  // Compute threads run until the process exits (the pool is never destroyed, so exit never
+  // waits on them or destroys state they use).
   void Loop() {
+    on_compute_thread = true;
+    pthread_setname_np(pthread_self(), "gs-compute");  // for ps -L and top -H
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      work_.wait(lock, [this] { return !queue_.empty(); });
-      // Compute only while a core is free; otherwise leave the job to its caller.
-      const int cores = static_cast<int>(threads_.size()) + 1;
-      if (running_.load() >= cores) {
-        queue_.front()->slots = 0;
-        queue_.pop_front();
+      work_.wait(lock, [this] { return !tasks_.empty() || !jobs_.empty(); });
+      if (!tasks_.empty()) {
+        std::function<void()> task = std::move(tasks_.front());
+        tasks_.pop_front();
+        tasks_waiting_.store(static_cast<int>(tasks_.size()), std::memory_order_relaxed);
+        lock.unlock();
+        task();
+        task = nullptr;  // its captures are released outside the lock too
+        lock.lock();
         continue;
       }
-      Job* job = queue_.front();
-      if (--job->slots == 0) queue_.pop_front();
+      Job* job = jobs_.front();
+      if (--job->slots == 0) jobs_.pop_front();
       ++job->active;
-      running_.fetch_add(1);
       lock.unlock();
-      job->Work(&running_, cores);
-      running_.fetch_sub(1);
+      job->Work(&tasks_waiting_);
       lock.lock();
+      // Left for a task that another thread may have taken meanwhile: offer the place back.
+      if (job->next.load() < job->blocks && job->slots++ == 0) jobs_.push_front(job);
       if (--job->active == 0) done_.notify_all();
     }
   }
 
+  const int threads_;
   std::mutex mu_;
   std::condition_variable work_;
   std::condition_variable done_;
-  std::deque<Job*> queue_;
-  std::atomic<int> running_{0};  // threads inside Job::Work, callers included
-  std::vector<std::thread> threads_;
+  std::deque<std::function<void()>> tasks_;
+  std::deque<Job*> jobs_;  // loops that want helpers
+  std::atomic<int> tasks_waiting_{0};  // tasks_.size(), read by helpers without the lock
 };
 
 }  // namespace
@@ -139,6 +171,25 @@ int ResolveThreads(int max_threads) {
   return max_threads <= 0 ? cores : std::min(max_threads, cores);
 }
 
+bool SetComputeThreads(int threads) {
+  PoolConfig& config = Config();
+  std::lock_guard<std::mutex> lock(config.mu);
+  const int wanted = threads > 0 ? threads : AvailableCores();
+  if (config.started) return wanted == config.threads;
+  config.threads = wanted;
+  return true;
+}
+
+int ComputeThreads() {
+  PoolConfig& config = Config();
+  std::lock_guard<std::mutex> lock(config.mu);
+  return config.threads > 0 ? config.threads : AvailableCores();
+}
+
+void ScheduleCompute(std::function<void()> task) { Pool::Get().Schedule(std::move(task)); }
+
+bool OnComputeThread() { return on_compute_thread; }
+
 absl::Status ParallelForRows(int64_t rows, int64_t cost_per_row, const ExecContext& ctx,
                              const std::function<void(int64_t, int64_t)>& body) {
   if (rows <= 0) return absl::OkStatus();
@@ -167,7 +218,7 @@ absl::Status ParallelForRows(int64_t rows, int64_t cost_per_row, const ExecConte
     Job job;
     job.blocks = blocks;
     job.run_block = &run_block;
-    Helpers::Get().Run(&job, threads - 1);
+    Pool::Get().Run(&job, threads - 1);
   }
   if (cancelled.load()) return absl::CancelledError("computation cancelled by the caller");
   return absl::OkStatus();

@@ -1,40 +1,30 @@
 #include "server/compute_pool.h"
 
+#include <utility>
+
+#include "lib/parallel.h"
+
 namespace gradserve {
 
-ComputePool::ComputePool(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-}
+ComputePool::ComputePool(int threads) { SetComputeThreads(threads); }
 
 ComputePool::~ComputePool() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  for (std::thread& t : threads_) t.join();
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [this] { return pending_ == 0; });
 }
 
 void ComputePool::Schedule(std::function<void()> work) {
-  absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(work));
-}
-
-void ComputePool::Loop() {
-  while (true) {
-    std::function<void()> work;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ComputePool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
-          this));
-      if (queue_.empty()) return;  // stopping, and nothing left
-      work = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    work();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_;
   }
+  ScheduleCompute([this, work = std::move(work)]() mutable {
+    work();
+    work = nullptr;  // what it captured may refer to the owner of this pool: release it first
+    // Notified under the lock: once it is released the destructor may return and free idle_.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--pending_ == 0) idle_.notify_all();
+  });
 }
 
 }  // namespace gradserve

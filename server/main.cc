@@ -46,7 +46,8 @@ ABSL_FLAG(int64_t, max_jacobian_elements, int64_t{1} << 24,
 ABSL_FLAG(int64_t, max_verify_work, int64_t{1} << 31,
           "largest VerifyGradient with a candidate_jacobian, batch·classes²");
 ABSL_FLAG(int, compute_threads, 0,
-          "threads one request may use, and big requests computed at once (0: every core the "
+          "threads the server computes on in all: big requests run on them, one each, and idle "
+          "ones help with a request's rows; also the most one request uses (0: every core the "
           "process may use, a container's CPU limit included)");
 ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token that every GradientService call must carry (health and "

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -65,43 +67,166 @@ absl::Status SlowBlocks(int blocks, const std::function<void()>& in_block) {
   });
 }
 
-TEST(ParallelForRowsTest, OneCallUsesEveryCore) {
+// Counts the bodies running at once and remembers the most; `on_compute` counts only those on
+// compute threads.
+class Peak {
+ public:
+  void Enter() {
+    const int n = now_.fetch_add(1) + 1;
+    int m = most_.load();
+    while (n > m && !most_.compare_exchange_weak(m, n)) {
+    }
+  }
+  void Leave() { now_.fetch_sub(1); }
+  int most() const { return most_.load(); }
+
+ private:
+  std::atomic<int> now_{0}, most_{0};
+};
+
+// Waits for `count` calls of Done().
+class Latch {
+ public:
+  explicit Latch(int count) : count_(count) {}
+  void Done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--count_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return count_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_;
+};
+
+// Runs `task` on a compute thread and waits for it.
+void OnComputeThreadAndWait(const std::function<void()>& task) {
+  Latch done(1);
+  ScheduleCompute([&] {
+    task();
+    done.Done();
+  });
+  done.Wait();
+}
+
+TEST(ParallelForRowsTest, OneCallAloneUsesEveryComputeThread) {
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  OnComputeThreadAndWait([&] {
+    ASSERT_TRUE(SlowBlocks(200, [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      ids.insert(std::this_thread::get_id());
+    }).ok());
+  });
+  EXPECT_EQ(static_cast<int>(ids.size()), ComputeThreads());
+}
+
+TEST(ParallelForRowsTest, ACallFromOutsideComputesOnItsOwnThreadToo) {
   std::mutex mu;
   std::set<std::thread::id> ids;
   ASSERT_TRUE(SlowBlocks(200, [&] {
     std::lock_guard<std::mutex> lock(mu);
     ids.insert(std::this_thread::get_id());
   }).ok());
-  EXPECT_EQ(static_cast<int>(ids.size()), AvailableCores());
+  EXPECT_TRUE(ids.count(std::this_thread::get_id()));
+  EXPECT_LE(static_cast<int>(ids.size()), std::min(AvailableCores(), ComputeThreads() + 1));
 }
 
-TEST(ParallelForRowsTest, ConcurrentCallsShareOneSetOfHelperThreads) {
-  // Each caller starting a team of AvailableCores() threads would leave callers × (cores - 1)
-  // threads behind; shared helpers are at most cores - 1 in all.
+TEST(ComputeThreadsTest, ConcurrentCallsNeverComputeOnMoreThanTheComputeThreads) {
+  // As in the server: more big requests than threads, each a task whose row loop wants every
+  // core, while other threads (gRPC's, with small requests) run loops of their own. Helpers are
+  // only idle compute threads, so the compute threads' bodies never outnumber them.
   const int before = ProcessThreads();
   ASSERT_GT(before, 0);
-  constexpr int kCallers = 4;
-  std::atomic<int> now{0}, most{0};
-  std::vector<std::thread> callers;
-  for (int c = 0; c < kCallers; ++c) {
-    callers.emplace_back([&] {
-      for (int round = 0; round < 3; ++round) {
-        EXPECT_TRUE(SlowBlocks(20, [&] {
-          const int n = now.fetch_add(1) + 1;
-          int m = most.load();
-          while (n > m && !most.compare_exchange_weak(m, n)) {
-          }
-          std::this_thread::sleep_for(std::chrono::microseconds(200));
-          now.fetch_sub(1);
-        }).ok());
-      }
+  const int threads = ComputeThreads();
+  const int tasks = 2 * threads + 2;
+  constexpr int kOutsideCallers = 2;
+  Peak on_compute, all;
+  std::atomic<int> off_compute_in_tasks{0};
+  Latch done(tasks);
+  auto rounds = [&](bool in_task) {
+    for (int round = 0; round < 3; ++round) {
+      EXPECT_TRUE(SlowBlocks(10, [&] {
+        const bool counted = OnComputeThread();
+        if (in_task && !counted) off_compute_in_tasks.fetch_add(1);
+        if (counted) on_compute.Enter();
+        all.Enter();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        all.Leave();
+        if (counted) on_compute.Leave();
+      }).ok());
+    }
+  };
+  for (int t = 0; t < tasks; ++t) {
+    ScheduleCompute([&] {
+      rounds(true);
+      done.Done();
     });
   }
-  for (std::thread& t : callers) t.join();
-  EXPECT_LE(ProcessThreads() - before, AvailableCores() - 1);
-  // Helpers join only while a core is free; a caller arriving meanwhile takes its core back
-  // within one block, so at most one more than the callers or the cores compute at once.
-  EXPECT_LE(most.load(), std::max(kCallers, AvailableCores()) + 1);
+  std::vector<std::thread> outside;
+  for (int c = 0; c < kOutsideCallers; ++c) outside.emplace_back([&] { rounds(false); });
+  for (std::thread& t : outside) t.join();
+  done.Wait();
+  EXPECT_EQ(off_compute_in_tasks.load(), 0);
+  EXPECT_LE(on_compute.most(), threads);
+  EXPECT_GE(on_compute.most(), 1);
+  EXPECT_LE(all.most(), threads + kOutsideCallers);
+  // The compute threads exist once: no thread per call or per task.
+  EXPECT_LE(ProcessThreads() - before, threads);
+}
+
+TEST(ComputeThreadsTest, TasksOnlyEverRunComputeThreadsNumberAtOnce) {
+  const int threads = ComputeThreads();
+  Peak peak;
+  Latch done(4 * threads);
+  for (int t = 0; t < 4 * threads; ++t) {
+    ScheduleCompute([&] {
+      peak.Enter();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      peak.Leave();
+      done.Done();
+    });
+  }
+  done.Wait();
+  EXPECT_LE(peak.most(), threads);
+}
+
+TEST(ComputeThreadsTest, AHelperReturnsToAWaitingTask) {
+  if (ComputeThreads() < 2) GTEST_SKIP() << "one compute thread: the second task waits";
+  // The first task's loop (about 2 s on one thread) borrows every other compute thread; the
+  // second task must get one back within a block, which stops the loop at its next poll.
+  std::atomic<bool> second_started{false};
+  absl::Status loop;
+  Latch first_started(1), done(2);
+  ScheduleCompute([&] {
+    ExecContext ctx;
+    ctx.is_cancelled = [&] { return second_started.load(); };
+    std::atomic<bool> once{false};
+    loop = ParallelForRows(2000, kMinParallelWork, ctx, [&](int64_t b, int64_t e) {
+      if (!once.exchange(true)) first_started.Done();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    done.Done();
+  });
+  first_started.Wait();
+  ScheduleCompute([&] {
+    second_started = true;
+    done.Done();
+  });
+  done.Wait();
+  EXPECT_EQ(loop.code(), absl::StatusCode::kCancelled) << loop;
+}
+
+TEST(ComputeThreadsTest, TheirNumberIsFixedOnceStarted) {
+  OnComputeThreadAndWait([] { EXPECT_TRUE(OnComputeThread()); });
+  EXPECT_FALSE(OnComputeThread());
+  EXPECT_TRUE(SetComputeThreads(ComputeThreads()));
+  EXPECT_FALSE(SetComputeThreads(ComputeThreads() + 1));
+  EXPECT_EQ(ComputeThreads(), AvailableCores());  // this test program never set a number
 }
 
 TEST(ResolveThreadsTest, ZeroMeansAllCoresAndIsCapped) {

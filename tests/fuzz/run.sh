@@ -13,9 +13,8 @@ build_dir="${FUZZ_BUILD_DIR:-build-fuzz}"
 work_dir="${FUZZ_WORK_DIR:-$build_dir/work}"
 targets=(${FUZZ_TARGETS:-request_fuzzer math_fuzzer})
 
-# libFuzzer itself is in libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a); OpenMP for clang in
-# libomp-14-dev.
-packages=(clang-14 libclang-rt-14-dev libomp-14-dev)
+# libFuzzer itself is in libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a).
+packages=(clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
