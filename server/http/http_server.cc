@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -11,6 +12,7 @@
 #include "httplib.h"
 #include "server/http/http_errors.h"
 #include "server/http/json_gateway.h"
+#include "server/http/json_tensors.h"
 #include "server/http/page.h"
 #include "server/http/prometheus_text.h"
 
@@ -26,6 +28,17 @@ size_t HttpThreads() { return std::max(16u, 4 * std::thread::hardware_concurrenc
 void SendError(httplib::Response& res, const absl::Status& status) {
   res.status = HttpStatusFor(status.code());
   res.set_content(ErrorJson(status), kJson);
+}
+
+// A successful /v1 answer, sent from the string it was printed into: Response::set_content
+// would copy it (cpp-httplib 0.11 takes no rvalue), and would compress it for a client that
+// accepts gzip or br, which costs more CPU than the computation for a tensor of a few MB.
+void SendJson(httplib::Response& res, std::string json) {
+  auto body = std::make_shared<const std::string>(std::move(json));
+  const size_t size = body->size();
+  res.set_content_provider(size, kJson, [body](size_t offset, size_t length, httplib::DataSink& sink) {
+    return sink.write(body->data() + offset, length);
+  });
 }
 
 // A body over the message limit is HTTP's 413, not grpc-gateway's 429 for RESOURCE_EXHAUSTED:
@@ -169,7 +182,8 @@ void HttpServer::Routes() {
       } else if (draining()) {
         answer.status = absl::UnavailableError("the server is shutting down; retry on another replica");
       } else {
-        body.reserve(has_length ? length : 0);
+        // The padding lets the JSON parser read the body where it lies (json_tensors.h).
+        body.reserve((has_length ? length : 0) + kJsonPadding);
         // A chunked body declares no length. Past the limit it is no longer kept, but read on
         // (up to 4x the limit, as the gRPC transport admits) so that the answer is not sent
         // while the client is still writing, which cpp-httplib cannot follow with a close.
@@ -198,15 +212,17 @@ void HttpServer::Routes() {
         if (answer.status.ok() && !deadline.ok()) answer.status = deadline.status();
         if (answer.status.ok()) answer = ServeJson(service_, rpc, body, *deadline);
       }
+      size_t response_bytes = 0;
       if (answer.status.ok()) {
         res.status = 200;
-        res.set_content(std::move(answer.json), kJson);
+        response_bytes = answer.json.size();
+        SendJson(res, std::move(answer.json));
       } else {
         SendError(res, answer.status);
         if (too_large) res.status = kPayloadTooLarge;
       }
       service_.metrics().RecordCall(rpc, Protocol::kHttp, answer.status.code(), start, body.size(),
-                                    answer.status.ok() ? res.body.size() : 0, answer.rows);
+                                    response_bytes, answer.rows);
       absl::MutexLock lock(&mu_);
       --active_calls_;
     });
