@@ -30,15 +30,23 @@ void SendError(httplib::Response& res, const absl::Status& status) {
   res.set_content(ErrorJson(status), kJson);
 }
 
-// A successful /v1 answer, sent from the string it was printed into: Response::set_content
-// would copy it (cpp-httplib 0.11 takes no rvalue), and would compress it for a client that
-// accepts gzip or br, which costs more CPU than the computation for a tensor of a few MB.
-void SendJson(httplib::Response& res, std::string json) {
-  auto body = std::make_shared<const std::string>(std::move(json));
-  const size_t size = body->size();
-  res.set_content_provider(size, kJson, [body](size_t offset, size_t length, httplib::DataSink& sink) {
-    return sink.write(body->data() + offset, length);
+// A successful /v1 answer, sent from where it was printed (memory of this thread, valid until
+// its next call; cpp-httplib writes the response on the thread that ran the handler).
+// Response::set_content would copy it, and would compress it for a client that accepts gzip
+// or br, which costs more CPU than the computation for a tensor of a few MB.
+void SendJson(httplib::Response& res, std::string_view json) {
+  res.set_content_provider(json.size(), kJson, [json](size_t offset, size_t length, httplib::DataSink& sink) {
+    return sink.write(json.data() + offset, length);
   });
+}
+
+// The request body, in memory this thread keeps from call to call (see json_gateway.cc on
+// why), up to the same bound.
+std::string& ThreadBody() {
+  thread_local std::string body;
+  if (body.capacity() > kKeptBytesPerThread) std::string().swap(body);
+  body.clear();
+  return body;
 }
 
 // A body over the message limit is HTTP's 413, not grpc-gateway's 429 for RESOURCE_EXHAUSTED:
@@ -168,7 +176,7 @@ void HttpServer::Routes() {
         absl::MutexLock lock(&mu_);
         ++active_calls_;
       }
-      std::string body;
+      std::string& body = ThreadBody();
       JsonAnswer answer;
       bool too_large = false;
       const bool has_length = req.has_header("Content-Length");
@@ -216,7 +224,7 @@ void HttpServer::Routes() {
       if (answer.status.ok()) {
         res.status = 200;
         response_bytes = answer.json.size();
-        SendJson(res, std::move(answer.json));
+        SendJson(res, answer.json);
       } else {
         SendError(res, answer.status);
         if (too_large) res.status = kPayloadTooLarge;

@@ -20,9 +20,15 @@
 
 namespace gradserve {
 
+// The most memory an HTTP thread keeps for reuse by its next call, per buffer (the body, the
+// messages, the printed answer); a bigger call's buffer is freed after it.
+inline constexpr size_t kKeptBytesPerThread = size_t{32} << 20;
+
 struct JsonAnswer {
   absl::Status status;
-  std::string json;  // the response message when status is OK
+  // The response message when status is OK, in memory of the calling thread that stays valid
+  // until the thread's next ServeJson.
+  std::string_view json;
   int64_t rows = 0;  // logits rows computed, for gradserve_rows_total
 };
 

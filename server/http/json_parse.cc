@@ -1,10 +1,12 @@
 // ParseJsonMessage: the tensors' numbers through simdjson, the rest through protobuf.
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "google/protobuf/arena.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/repeated_field.h"
 #include "google/protobuf/util/json_util.h"
@@ -48,14 +50,16 @@ bool IsIntegerToken(std::string_view token) { return token.find_first_of(".eE") 
 
 struct TensorValues {
   std::vector<const FieldDescriptor*> path;  // singular message fields from the root
-  RepeatedField<double> values;
+  RepeatedField<double>* values;              // on the message's arena, or in `owned`
+  std::unique_ptr<RepeatedField<double>> owned;
 };
 
 // One walk over the body along the message's fields. Every method returns false when the walk
 // cannot vouch for the body; the caller then hands it to protobuf whole.
 class Walk {
  public:
-  Walk(ondemand::document& doc, const char* text) : doc_(doc), text_(text) {}
+  Walk(ondemand::document& doc, const char* text, google::protobuf::Arena* arena)
+      : doc_(doc), text_(text), arena_(arena) {}
 
   bool Message(ondemand::object object, const Descriptor* d) {
     std::vector<const FieldDescriptor*> seen;
@@ -100,8 +104,10 @@ class Walk {
     size_t count = 0;
     if (value.get_array().get(array) || array.count_elements().get(count)) return false;
     if (count > static_cast<size_t>(std::numeric_limits<int>::max())) return false;
-    RepeatedField<double> values;
-    values.Reserve(static_cast<int>(count));
+    // On the message's arena, so that swapping it in later moves no numbers.
+    RepeatedField<double>* values = google::protobuf::Arena::Create<RepeatedField<double>>(arena_);
+    std::unique_ptr<RepeatedField<double>> owned(arena_ == nullptr ? values : nullptr);
+    values->Reserve(static_cast<int>(count));
     bool numbers = true;
     for (auto element : array) {
       ondemand::value v;
@@ -115,31 +121,32 @@ class Walk {
       }
       if (e) return false;  // 1e400, 01, 1.: protobuf's error message
       if (x == 0 && std::signbit(x) && IsIntegerToken(v.raw_json_token())) x = 0.0;
-      values.AddAlreadyReserved(x);
+      values->AddAlreadyReserved(x);
     }
     if (!numbers) return true;
     const char* end;
     if (doc_.current_location().get(end)) return false;  // the token after ']'
     cuts_.emplace_back(begin - text_, end - text_);
-    tensors_.push_back({path_, std::move(values)});
+    tensors_.push_back({path_, values, std::move(owned)});
     return true;
   }
 
   ondemand::document& doc_;
   const char* text_;
+  google::protobuf::Arena* arena_;
   std::vector<const FieldDescriptor*> path_;
   std::vector<std::pair<size_t, size_t>> cuts_;
   std::vector<TensorValues> tensors_;
 };
 
 // Walks `text` (padded); false: protobuf takes the body whole.
-bool WalkBody(ondemand::parser& parser, simdjson::padded_string_view text, const Descriptor* d,
+bool WalkBody(ondemand::parser& parser, simdjson::padded_string_view text, Message* message,
               std::vector<std::pair<size_t, size_t>>* cuts, std::vector<TensorValues>* tensors) {
   ondemand::document doc;
   ondemand::object root;
   if (parser.iterate(text).get(doc) || doc.get_object().get(root)) return false;
-  Walk walk(doc, text.data());
-  if (!walk.Message(root, d)) return false;
+  Walk walk(doc, text.data(), message->GetArena());
+  if (!walk.Message(root, message->GetDescriptor())) return false;
   *cuts = std::move(walk.cuts());
   *tensors = std::move(walk.tensors());
   return true;
@@ -159,10 +166,10 @@ absl::Status ParseJsonMessage(const std::string& body, Message* message) {
   bool walked;
   if (body.size() <= kReusedParserBytes) {
     thread_local ondemand::parser parser;
-    walked = WalkBody(parser, text, message->GetDescriptor(), &cuts, &tensors);
+    walked = WalkBody(parser, text, message, &cuts, &tensors);
   } else {
     ondemand::parser parser;
-    walked = WalkBody(parser, text, message->GetDescriptor(), &cuts, &tensors);
+    walked = WalkBody(parser, text, message, &cuts, &tensors);
   }
   if (!walked || cuts.empty()) return Protobuf(body, message);
 
@@ -180,7 +187,7 @@ absl::Status ParseJsonMessage(const std::string& body, Message* message) {
   for (TensorValues& t : tensors) {
     Message* m = message;
     for (const FieldDescriptor* f : t.path) m = m->GetReflection()->MutableMessage(m, f);
-    static_cast<v1::Tensor*>(m)->mutable_values()->Swap(&t.values);
+    static_cast<v1::Tensor*>(m)->mutable_values()->Swap(t.values);
   }
   return absl::OkStatus();
 }
