@@ -61,6 +61,17 @@ TEST(JsonPrintTest, BackwardResponseWithEveryTensor) {
   ExpectLikeProtobuf(r);
 }
 
+// Long arrays are printed in blocks on several cores and moved together.
+TEST(JsonPrintTest, LongTensorPrintedInBlocksLikeProtobuf) {
+  std::mt19937_64 random(16);
+  v1::BackwardResponse r;
+  Fill(r.mutable_grad_logits(), random, 100003);
+  r.mutable_grad_logits()->set_values(77777, -0.0);
+  r.mutable_grad_logits()->set_values(5, std::numeric_limits<double>::infinity());
+  Fill(r.mutable_probabilities(), random, 40000);
+  ExpectLikeProtobuf(r);
+}
+
 TEST(JsonPrintTest, SpecialValuesSpelledAsProtobufSpellsThem) {
   v1::ForwardResponse r;
   for (double v : {0.0, -0.0, 1.0, -1.0, 0.1, 1e-5, 1e21, 1e300, 5e-324, 2.2250738585072014e-308,

@@ -1,5 +1,6 @@
 // PrintJsonMessage: protobuf prints the message with each tensor's values replaced by one
 // marker number (the tensor's index), and the real values are written where the markers stand.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "google/protobuf/repeated_field.h"
 #include "google/protobuf/util/json_util.h"
 #include "gradserve/v1/gradserve.pb.h"
+#include "lib/parallel.h"
 #include "server/http/json_tensors.h"
 
 namespace gradserve {
@@ -56,6 +58,45 @@ char* WriteDouble(char* out, double v) {
   return out + text.size();
 }
 
+// Arrays at least this long are printed on several cores (~35 ns a number on one).
+constexpr int kParallelNumbers = 1 << 15;
+constexpr int64_t kMaxBlocks = 64;
+
+// Writes "v0,v1,..." at `out`, which has room for (size + kMaxBlocks) numbers and commas;
+// returns the end. A long array is cut into blocks printed concurrently, each into its
+// worst-case share of the room, and then moved together (a memmove, ~0.5 ms for 5 MB).
+char* WriteValues(const RepeatedField<double>& values, char* out) {
+  const int64_t n = values.size();
+  if (n < kParallelNumbers) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (i > 0) *out++ = ',';
+      out = WriteDouble(out, values.Get(i));
+    }
+    return out;
+  }
+  const int64_t blocks = std::min<int64_t>(kMaxBlocks, 4 * ResolveThreads(0));
+  const int64_t per_block = (n + blocks - 1) / blocks;
+  const int64_t room = per_block * (kMaxNumberChars + 1);
+  std::vector<char*> ends(blocks);
+  ParallelForRows(blocks, per_block * 8, ExecContext{}, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      char* p = out + b * room;
+      for (int64_t i = b * per_block; i < std::min(n, (b + 1) * per_block); ++i) {
+        if (i > 0) *p++ = ',';
+        p = WriteDouble(p, values.Get(i));
+      }
+      ends[b] = p;
+    }
+  }).IgnoreError();  // no cancellation: every block is printed
+  char* p = ends[0];
+  for (int64_t b = 1; b < blocks; ++b) {
+    const size_t length = ends[b] - (out + b * room);
+    std::memmove(p, out + b * room, length);
+    p += length;
+  }
+  return p;
+}
+
 // The next `"values":[` key in protobuf's compact output. Inside a string every quote is
 // escaped, so a key's opening quote is the one preceded by '{' or ','.
 size_t FindValuesKey(std::string_view json, size_t from) {
@@ -97,7 +138,7 @@ absl::Status PrintJsonMessage(Message* message, std::string* json) {
     return absl::Status(static_cast<absl::StatusCode>(printed.code()), std::string(printed.message()));
   }
 
-  json->resize(skeleton.size() + numbers * (kMaxNumberChars + 1));
+  json->resize(skeleton.size() + (numbers + tensors.size() * kMaxBlocks) * (kMaxNumberChars + 1));
   char* out = json->data();
   std::vector<bool> written(tensors.size(), false);
   size_t from = 0;
@@ -113,10 +154,7 @@ absl::Status PrintJsonMessage(Message* message, std::string* json) {
     written[k] = true;
     std::memcpy(out, skeleton.data() + from, open - from);
     out += open - from;
-    for (int i = 0; i < values[k].size(); ++i) {
-      if (i > 0) *out++ = ',';
-      out = WriteDouble(out, values[k].Get(i));
-    }
+    out = WriteValues(values[k], out);
     from = end - skeleton.data();  // the ']'
   }
   std::memcpy(out, skeleton.data() + from, skeleton.size() - from);
