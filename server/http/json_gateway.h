@@ -22,7 +22,7 @@ namespace gradserve {
 
 // The most memory an HTTP thread keeps for reuse by its next call, per buffer (the body, the
 // messages, the printed answer); a bigger call's buffer is freed after it.
-inline constexpr size_t kKeptBytesPerThread = size_t{32} << 20;
+inline constexpr size_t kKeptBytesPerThread = size_t{16} << 20;
 
 struct JsonAnswer {
   absl::Status status;

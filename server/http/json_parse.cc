@@ -27,7 +27,7 @@ static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
 
 // Bodies up to this size reuse their thread's parser (and its buffers); bigger ones get their
 // own, so that a rare huge body does not keep its buffers alive on every HTTP thread.
-constexpr size_t kReusedParserBytes = size_t{8} << 20;
+constexpr size_t kReusedParserBytes = size_t{4} << 20;
 
 absl::Status Protobuf(std::string_view json, Message* message) {
   const auto s = google::protobuf::util::JsonStringToMessage(json, message);
