@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "httplib.h"
+#include "server/http/client_gone.h"
 #include "server/http/http_errors.h"
 #include "server/http/json_gateway.h"
 #include "server/http/json_tensors.h"
@@ -58,6 +59,9 @@ absl::Status TooLarge(uint64_t bytes, int64_t limit) {
       "request body is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
       bytes / 1048576.0, limit / 1048576.0));
 }
+
+// Calls with bodies at least this big stop computing when their client hangs up.
+constexpr size_t kWatchedBodyBytes = 256 << 10;
 
 struct Route {
   const char* path;
@@ -218,7 +222,14 @@ void HttpServer::Routes() {
         }
         absl::StatusOr<std::optional<absl::Time>> deadline = DeadlineFromTimeout(req.get_header_value("Grpc-Timeout"));
         if (answer.status.ok() && !deadline.ok()) answer.status = deadline.status();
-        if (answer.status.ok()) answer = ServeJson(service_, rpc, body, *deadline);
+        if (answer.status.ok()) {
+          // Only calls big enough to compute for a while are worth finding the socket for.
+          std::function<bool()> client_gone;
+          if (body.size() >= kWatchedBodyBytes) {
+            client_gone = ClientGoneProbe(req.remote_addr, req.remote_port, req.local_port);
+          }
+          answer = ServeJson(service_, rpc, body, *deadline, std::move(client_gone));
+        }
       }
       size_t response_bytes = 0;
       if (answer.status.ok()) {

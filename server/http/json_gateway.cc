@@ -33,7 +33,7 @@ ThreadMemory& ThisThreadMemory() {
 
 template <typename Request, typename Response, typename Logic>
 JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
-                 std::optional<absl::Time> deadline) {
+                 std::optional<absl::Time> deadline, std::function<bool()> client_gone) {
   JsonAnswer answer;
   answer.status = service.Admit(body.size());
   if (!answer.status.ok()) return answer;
@@ -55,7 +55,11 @@ JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
                        " in protobuf's JSON mapping: ", answer.status.message()));
     } else {
       std::function<bool()> is_cancelled;
-      if (deadline) is_cancelled = [d = *deadline] { return absl::Now() >= d; };
+      if (deadline || client_gone) {
+        is_cancelled = [deadline, client_gone] {
+          return (deadline && absl::Now() >= *deadline) || (client_gone && client_gone());
+        };
+      }
       // Small requests run right here, big ones on the compute pool; either way this HTTP
       // thread waits, as a gRPC call waits for its reactor.
       absl::Notification finished;
@@ -89,15 +93,15 @@ JsonAnswer Serve(GradientService& service, Logic logic, const std::string& body,
 }  // namespace
 
 JsonAnswer ServeJson(GradientService& service, Rpc rpc, const std::string& body,
-                     std::optional<absl::Time> deadline) {
+                     std::optional<absl::Time> deadline, std::function<bool()> client_gone) {
   switch (rpc) {
     case Rpc::kForward:
-      return Serve<v1::ForwardRequest, v1::ForwardResponse>(service, RunForward, body, deadline);
+      return Serve<v1::ForwardRequest, v1::ForwardResponse>(service, RunForward, body, deadline, std::move(client_gone));
     case Rpc::kBackward:
-      return Serve<v1::BackwardRequest, v1::BackwardResponse>(service, RunBackward, body, deadline);
+      return Serve<v1::BackwardRequest, v1::BackwardResponse>(service, RunBackward, body, deadline, std::move(client_gone));
     case Rpc::kVerifyGradient:
       return Serve<v1::VerifyGradientRequest, v1::VerifyGradientResponse>(service, RunVerifyGradient,
-                                                                         body, deadline);
+                                                                         body, deadline, std::move(client_gone));
     case Rpc::kBackwardStream: break;
   }
   return {absl::UnimplementedError("BackwardStream has no HTTP form; send one /v1/backward per request")};

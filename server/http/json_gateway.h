@@ -8,6 +8,7 @@
 #define GRADSERVE_SERVER_HTTP_JSON_GATEWAY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,10 +34,11 @@ struct JsonAnswer {
 };
 
 // Admits `body` (its size, against --max_message_mib and --max_inflight_mib), parses it as the
-// RPC's request (unknown fields are INVALID_ARGUMENT), runs the RPC until `deadline` and prints
+// RPC's request (unknown fields are INVALID_ARGUMENT), runs the RPC until `deadline` or until
+// `client_gone` (when given, polled while computing) says the caller left (CANCELLED), and prints
 // the response with the proto's field names and every field present. The caller authenticates.
 JsonAnswer ServeJson(GradientService& service, Rpc rpc, const std::string& body,
-                     std::optional<absl::Time> deadline);
+                     std::optional<absl::Time> deadline, std::function<bool()> client_gone = nullptr);
 
 // The deadline a gRPC-style "Grpc-Timeout" header sets (grpc-gateway honours the same header):
 // digits then a unit, H M S m u n, e.g. "500m". Empty: no deadline.
