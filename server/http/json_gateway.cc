@@ -1,13 +1,14 @@
 #include "server/http/json_gateway.h"
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <utility>
-
-#include "google/protobuf/arena.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/arena.h"
 #include "server/http/json_tensors.h"
 #include "server/rpc_logic.h"
 
