@@ -16,7 +16,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libeigen3-dev libabsl-dev libgtest-dev libgmock-dev libhwy-dev \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
-      libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev \
+      libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev libsimdjson-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -41,7 +41,7 @@ FROM debian:bookworm-slim
 # libgrpc29, libssl3, libre2-9 and libc-ares2 with it; libcpp-httplib0.11 zlib and brotli).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libhwy1 libcpp-httplib0.11 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libhwy1 libcpp-httplib0.11 libsimdjson14 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 # A numeric uid, so that Kubernetes' runAsNonRoot can check it without a passwd lookup.
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

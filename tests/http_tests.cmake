@@ -4,6 +4,11 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(TEST_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(nlohmann_json 3.11 REQUIRED)
 
+# The gateway's JSON mapping against protobuf's own (server/http/json_parse.cc, json_print.cc).
+gradserve_test(http_json_parse_test gradserve::http)
+gradserve_test(http_json_print_test gradserve::http nlohmann_json::nlohmann_json)
+# The gateway stopping the work of a client that hung up (server/http/client_gone.h).
+gradserve_test(http_client_gone_test gradserve::http gradserve_test_server_process PkgConfig::TEST_HTTPLIB)
 gradserve_test(http_test gradserve::proto gradserve_test_server_process PkgConfig::TEST_HTTPLIB nlohmann_json::nlohmann_json)
 gradserve_test(http_metrics_test gradserve::proto gradserve_test_server_process PkgConfig::TEST_HTTPLIB nlohmann_json::nlohmann_json)
 

@@ -3,14 +3,17 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "httplib.h"
+#include "server/http/client_gone.h"
 #include "server/http/http_errors.h"
 #include "server/http/json_gateway.h"
+#include "server/http/json_tensors.h"
 #include "server/http/page.h"
 #include "server/http/prometheus_text.h"
 
@@ -28,6 +31,25 @@ void SendError(httplib::Response& res, const absl::Status& status) {
   res.set_content(ErrorJson(status), kJson);
 }
 
+// A successful /v1 answer, sent from where it was printed (memory of this thread, valid until
+// its next call; cpp-httplib writes the response on the thread that ran the handler).
+// Response::set_content would copy it, and would compress it for a client that accepts gzip
+// or br, which costs more CPU than the computation for a tensor of a few MB.
+void SendJson(httplib::Response& res, std::string_view json) {
+  res.set_content_provider(json.size(), kJson, [json](size_t offset, size_t length, httplib::DataSink& sink) {
+    return sink.write(json.data() + offset, length);
+  });
+}
+
+// The request body, in memory this thread keeps from call to call (see json_gateway.cc on
+// why), up to the same bound.
+std::string& ThreadBody() {
+  thread_local std::string body;
+  if (body.capacity() > kKeptBytesPerThread) std::string().swap(body);
+  body.clear();
+  return body;
+}
+
 // A body over the message limit is HTTP's 413, not grpc-gateway's 429 for RESOURCE_EXHAUSTED:
 // retrying it will not help.
 constexpr int kPayloadTooLarge = 413;
@@ -37,6 +59,9 @@ absl::Status TooLarge(uint64_t bytes, int64_t limit) {
       "request body is %d bytes (%.1f MiB), over the %.0f MiB limit set by --max_message_mib", bytes,
       bytes / 1048576.0, limit / 1048576.0));
 }
+
+// Calls with bodies at least this big stop computing when their client hangs up.
+constexpr size_t kWatchedBodyBytes = 256 << 10;
 
 struct Route {
   const char* path;
@@ -155,7 +180,7 @@ void HttpServer::Routes() {
         absl::MutexLock lock(&mu_);
         ++active_calls_;
       }
-      std::string body;
+      std::string& body = ThreadBody();
       JsonAnswer answer;
       bool too_large = false;
       const bool has_length = req.has_header("Content-Length");
@@ -169,7 +194,8 @@ void HttpServer::Routes() {
       } else if (draining()) {
         answer.status = absl::UnavailableError("the server is shutting down; retry on another replica");
       } else {
-        body.reserve(has_length ? length : 0);
+        // The padding lets the JSON parser read the body where it lies (json_tensors.h).
+        body.reserve((has_length ? length : 0) + kJsonPadding);
         // A chunked body declares no length. Past the limit it is no longer kept, but read on
         // (up to 4x the limit, as the gRPC transport admits) so that the answer is not sent
         // while the client is still writing, which cpp-httplib cannot follow with a close.
@@ -196,17 +222,26 @@ void HttpServer::Routes() {
         }
         absl::StatusOr<std::optional<absl::Time>> deadline = DeadlineFromTimeout(req.get_header_value("Grpc-Timeout"));
         if (answer.status.ok() && !deadline.ok()) answer.status = deadline.status();
-        if (answer.status.ok()) answer = ServeJson(service_, rpc, body, *deadline);
+        if (answer.status.ok()) {
+          // Only calls big enough to compute for a while are worth finding the socket for.
+          std::function<bool()> client_gone;
+          if (body.size() >= kWatchedBodyBytes) {
+            client_gone = ClientGoneProbe(req.remote_addr, req.remote_port, req.local_port);
+          }
+          answer = ServeJson(service_, rpc, body, *deadline, std::move(client_gone));
+        }
       }
+      size_t response_bytes = 0;
       if (answer.status.ok()) {
         res.status = 200;
-        res.set_content(std::move(answer.json), kJson);
+        response_bytes = answer.json.size();
+        SendJson(res, answer.json);
       } else {
         SendError(res, answer.status);
         if (too_large) res.status = kPayloadTooLarge;
       }
       service_.metrics().RecordCall(rpc, Protocol::kHttp, answer.status.code(), start, body.size(),
-                                    answer.status.ok() ? res.body.size() : 0, answer.rows);
+                                    response_bytes, answer.rows);
       absl::MutexLock lock(&mu_);
       --active_calls_;
     });

@@ -8,6 +8,7 @@
 #define GRADSERVE_SERVER_HTTP_JSON_GATEWAY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,17 +21,24 @@
 
 namespace gradserve {
 
+// The most memory an HTTP thread keeps for reuse by its next call, per buffer (the body, the
+// messages, the printed answer); a bigger call's buffer is freed after it.
+inline constexpr size_t kKeptBytesPerThread = size_t{16} << 20;
+
 struct JsonAnswer {
   absl::Status status;
-  std::string json;  // the response message when status is OK
+  // The response message when status is OK, in memory of the calling thread that stays valid
+  // until the thread's next ServeJson.
+  std::string_view json;
   int64_t rows = 0;  // logits rows computed, for gradserve_rows_total
 };
 
 // Admits `body` (its size, against --max_message_mib and --max_inflight_mib), parses it as the
-// RPC's request (unknown fields are INVALID_ARGUMENT), runs the RPC until `deadline` and prints
+// RPC's request (unknown fields are INVALID_ARGUMENT), runs the RPC until `deadline` or until
+// `client_gone` (when given, polled while computing) says the caller left (CANCELLED), and prints
 // the response with the proto's field names and every field present. The caller authenticates.
 JsonAnswer ServeJson(GradientService& service, Rpc rpc, const std::string& body,
-                     std::optional<absl::Time> deadline);
+                     std::optional<absl::Time> deadline, std::function<bool()> client_gone = nullptr);
 
 // The deadline a gRPC-style "Grpc-Timeout" header sets (grpc-gateway honours the same header):
 // digits then a unit, H M S m u n, e.g. "500m". Empty: no deadline.
