@@ -1,7 +1,8 @@
 #include "server/buffer_pool.h"
 
+#include <sys/mman.h>
+
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -12,8 +13,31 @@ namespace {
 // Each block starts with a header line holding its capacity; the caller's bytes follow it, so
 // the pointer handed out stays 64-byte aligned and ReleaseBuffer needs no size.
 constexpr size_t kHeader = 64;
-// Capacities are rounded up to this, so that requests of nearly the same size share blocks.
-constexpr size_t kGranule = size_t{1} << 20;
+// Blocks are mapped in huge pages of this size where the kernel offers them (transparent huge
+// pages, "madvise" mode): a 16 MB block is then 8 page faults instead of 4,000, which matters
+// for a block's first use (and on these VMs a fault costs tens of microseconds). Sizes are
+// rounded up to it, so that requests of nearly the same size share blocks.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A fresh block of kHeader + capacity bytes, huge-page aligned; its capacity in the header.
+char* MapBlock(size_t bytes) {
+  const size_t length = (kHeader + bytes + kHugePage - 1) / kHugePage * kHugePage;
+  // Mapped one huge page longer and trimmed, so the block starts on a huge-page boundary.
+  void* p = mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(p, aligned - start);
+  const uintptr_t end = start + length + kHugePage, block_end = aligned + length;
+  if (end > block_end) munmap(reinterpret_cast<void*>(block_end), end - block_end);
+  char* block = reinterpret_cast<char*>(aligned);
+  madvise(block, length, MADV_HUGEPAGE);  // advice only: without THP, ordinary pages
+  const size_t capacity = length - kHeader;
+  __builtin_memcpy(block, &capacity, sizeof capacity);
+  return block;
+}
+
+void UnmapBlock(char* block, size_t capacity) { munmap(block, kHeader + capacity); }
 
 struct Pool {
   std::mutex mu;
@@ -52,11 +76,7 @@ char* AcquireBuffer(size_t bytes) {
       return block + kHeader;
     }
   }
-  const size_t capacity = (bytes + kGranule - 1) / kGranule * kGranule + (bytes == 0 ? kGranule : 0);
-  char* block = static_cast<char*>(std::aligned_alloc(64, kHeader + capacity));
-  if (block == nullptr) throw std::bad_alloc();
-  __builtin_memcpy(block, &capacity, sizeof capacity);
-  return block + kHeader;
+  return MapBlock(bytes) + kHeader;
 }
 
 void ReleaseBuffer(void* buffer) {
@@ -72,7 +92,7 @@ void ReleaseBuffer(void* buffer) {
       return;
     }
   }
-  std::free(block);
+  UnmapBlock(block, capacity);
 }
 
 }  // namespace gradserve

@@ -22,8 +22,11 @@ char* AcquireBuffer(size_t bytes);
 // it can be a slice's destroy callback.
 void ReleaseBuffer(void* buffer);
 
-// The bytes the pool keeps for reuse at most; blocks given back beyond it are freed.
-inline constexpr size_t kBufferPoolBytes = size_t{96} << 20;
+// The bytes the pool keeps for reuse at most; blocks given back beyond it are freed. Enough for
+// a request's gathered input and its output at the default 64 MiB message limit, so that even
+// the biggest calls reuse their pages (glibc would mmap, fault in and unmap each block above
+// 32 MiB on every call).
+inline constexpr size_t kBufferPoolBytes = size_t{160} << 20;
 
 }  // namespace gradserve
 
