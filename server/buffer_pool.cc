@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -39,6 +40,10 @@ char* MapBlock(size_t bytes) {
 
 void UnmapBlock(char* block, size_t capacity) { munmap(block, kHeader + capacity); }
 
+// Below this a buffer comes from malloc (capacity 0 in its header marks it): a huge page for a
+// few hundred kilobytes would waste most of it, and malloc's heap reuses such sizes well.
+constexpr size_t kPooledBytes = size_t{1} << 20;
+
 struct Pool {
   std::mutex mu;
   std::vector<char*> free;  // block starts (headers)
@@ -59,6 +64,13 @@ size_t Capacity(const char* block) {
 }  // namespace
 
 char* AcquireBuffer(size_t bytes) {
+  if (bytes < kPooledBytes) {
+    char* block = static_cast<char*>(std::aligned_alloc(64, kHeader + (bytes + 63) / 64 * 64));
+    if (block == nullptr) throw std::bad_alloc();
+    const size_t unpooled = 0;
+    __builtin_memcpy(block, &unpooled, sizeof unpooled);
+    return block + kHeader;
+  }
   Pool& pool = ThePool();
   {
     std::lock_guard<std::mutex> lock(pool.mu);
@@ -83,6 +95,10 @@ void ReleaseBuffer(void* buffer) {
   if (buffer == nullptr) return;
   char* block = static_cast<char*>(buffer) - kHeader;
   const size_t capacity = Capacity(block);
+  if (capacity == 0) {
+    std::free(block);
+    return;
+  }
   Pool& pool = ThePool();
   {
     std::lock_guard<std::mutex> lock(pool.mu);

@@ -3,7 +3,8 @@
 // A fresh 16 MB block is 4,000 pages the kernel must fault in and zero on first touch, which on
 // these virtual machines costs more than the math; a block handed back is kept (up to a bound)
 // and given to the next call, whose pages are then already mapped. Blocks are 64-byte aligned
-// and never zero-filled: every user writes all of its bytes before reading any.
+// and never zero-filled: every user writes all of its bytes before reading any. Buffers under
+// 1 MiB come from malloc, whose heap serves such sizes well.
 //
 //   char* p = AcquireBuffer(bytes);
 //   ... fill p ...
