@@ -38,10 +38,28 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
+  // Sized once from the file's length: a stream's growing buffer copies (and, for a big .npy,
+  // faults in) the bytes several times over. Anything that is not a regular file (a pipe) is
+  // read to its end.
+  std::string contents;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  if (size > 0) {
+    contents.resize(static_cast<size_t>(size));
+    in.read(contents.data(), size);
+    if (in.gcount() != size) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+    in.peek();  // a file that grew since: read the rest below
+  } else {
+    in.clear();
+  }
+  if (!in.eof()) {
+    std::ostringstream rest;
+    rest << in.rdbuf();
+    contents += rest.str();
+  }
   if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  return contents.str();
+  return contents;
 }
 
 absl::StatusOr<HostTensor> ReadTensorArg(absl::string_view flag, const std::string& arg) {
