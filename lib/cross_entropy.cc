@@ -31,8 +31,10 @@ double MeanDenominator(const LossProblem<T>& p) {
 }
 
 template <typename T>
-absl::Status ValidateLossProblem(const LossProblem<T>& problem) {
-  GRADSERVE_RETURN_IF_ERROR(ValidateLossPass(PassInputs<T>(problem, {}, Method::kFused), {}));
+absl::Status ValidateLossProblem(const LossProblem<T>& problem, bool unbatched) {
+  LossPassInputs<T> in = PassInputs<T>(problem, {}, Method::kFused);
+  in.unbatched = unbatched;
+  GRADSERVE_RETURN_IF_ERROR(ValidateLossPass(in, {}));
   return ValidateFiniteLogits<T>(problem.logits);
 }
 
@@ -47,7 +49,7 @@ absl::StatusOr<LossSummary> CrossEntropy(const LossProblem<T>& p, absl::Span<con
 }
 
 #define GRADSERVE_INSTANTIATE(T)                                                              \
-  template absl::Status ValidateLossProblem<T>(const LossProblem<T>&);                         \
+  template absl::Status ValidateLossProblem<T>(const LossProblem<T>&, bool);                       \
   template double MeanDenominator<T>(const LossProblem<T>&);                                   \
   template absl::StatusOr<LossSummary> CrossEntropy<T>(                                        \
       const LossProblem<T>&, absl::Span<const T>, Method, const LossOutputs<T>&,               \

@@ -82,8 +82,9 @@ struct LossSummary {
 // logits, class ids in range (or ignore_index), probabilities non-negative with rows summing to 1
 // (1e-6 in float64, 1e-4 in float32), label smoothing in [0, 1], weights of the right length and
 // non-negative, no ignore_index with probability targets. InvalidArgument with the numbers.
+// `unbatched` (rank-1 logits) only changes how shapes are named in messages.
 template <typename T>
-absl::Status ValidateLossProblem(const LossProblem<T>& problem);
+absl::Status ValidateLossProblem(const LossProblem<T>& problem, bool unbatched = false);
 
 // The loss (and, when `outputs.grad_logits` is set, its gradient) of `problem`: LossPass
 // (lib/loss_pass.h) asked for these outputs only.
