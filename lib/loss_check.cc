@@ -102,8 +102,8 @@ struct Shape {
 };
 absl::Status ValidateCommon(const Shape& s, bool has_targets, bool probability_targets,
                             absl::Span<const int64_t> ids, const LossOptions& options,
-                            size_t grad_loss_size, bool has_vjp, size_t loss_size,
-                            bool wants_grad, bool wants_grad_probs) {
+                            size_t grad_loss_size, bool has_vjp, Method method,
+                            size_t loss_size, bool wants_grad, bool wants_grad_probs) {
   GRADSERVE_RETURN_IF_ERROR(ValidateClasses(s.rows, s.classes, s.unbatched));
   GRADSERVE_RETURN_IF_ERROR(ValidateOptions(options, s.classes));
   if (has_targets && has_vjp) {
@@ -115,6 +115,10 @@ absl::Status ValidateCommon(const Shape& s, bool has_targets, bool probability_t
     } else {
       GRADSERVE_RETURN_IF_ERROR(
           ValidateClassIndices(ids, s.rows, s.classes, options.ignore_index, s.unbatched));
+    }
+    if (wants_grad_probs && !(wants_grad && method == Method::kChainRule)) {
+      return absl::InvalidArgumentError(
+          "a grad_probabilities output needs kChainRule and a grad_logits output");
     }
   } else if (loss_size > 0 || (wants_grad && !has_vjp) || (wants_grad_probs && !has_vjp)) {
     return absl::InvalidArgumentError("the loss and its gradients need targets");
@@ -205,7 +209,7 @@ absl::Status ValidateLossPass(const LossPassInputs<T>& in, const LossPassOutputs
   GRADSERVE_RETURN_IF_ERROR(ValidateCommon(
       {n, c, in.unbatched}, in.targets.has_value(), probs,
       in.targets ? in.targets->class_indices : absl::Span<const int64_t>(), in.options,
-      in.grad_loss.size(), in.has_vjp(), out.loss.size(), out.grad_logits.data() != nullptr,
+      in.grad_loss.size(), in.has_vjp(), in.method, out.loss.size(), out.grad_logits.data() != nullptr,
       out.grad_probabilities.data() != nullptr));
   const ConstMatrixMap<T> g = in.grad_probabilities;
   GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("grad_probabilities", g.data(), g.rows(), g.cols(), n, c));
@@ -229,7 +233,7 @@ absl::Status ValidateHalfLossPass(const HalfPassInputs& in, const HalfPassOutput
   GRADSERVE_RETURN_IF_ERROR(ValidateCommon(
       {n, c, in.unbatched}, in.targets.has_value(), probs,
       in.targets ? in.targets->class_indices : absl::Span<const int64_t>(), in.options,
-      in.grad_loss.size(), in.has_vjp(), out.loss.size(), out.grad_logits.data() != nullptr,
+      in.grad_loss.size(), in.has_vjp(), in.method, out.loss.size(), out.grad_logits.data() != nullptr,
       out.grad_probabilities.data() != nullptr));
   const HalfMatrix g = in.grad_probabilities;
   GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("grad_probabilities", g.data(), g.rows(), g.cols(), n, c));
