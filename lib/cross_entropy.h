@@ -78,14 +78,16 @@ struct LossSummary {
   double reduction_denominator = 0.0;  // MEAN only; 0 for SUM and NONE
 };
 
-// Checks everything CrossEntropy checks, without computing: finite logits, class ids in range
-// (or ignore_index), probabilities non-negative with rows summing to 1 (1e-6 in float64, 1e-4 in
-// float32), label smoothing in [0, 1], weights of the right length and non-negative, no
-// ignore_index with probability targets. InvalidArgument with the numbers, else OK.
+// Checks everything CrossEntropy checks, without computing (lib/loss_check.h's validator): finite
+// logits, class ids in range (or ignore_index), probabilities non-negative with rows summing to 1
+// (1e-6 in float64, 1e-4 in float32), label smoothing in [0, 1], weights of the right length and
+// non-negative, no ignore_index with probability targets. InvalidArgument with the numbers.
+// `unbatched` (rank-1 logits) only changes how shapes are named in messages.
 template <typename T>
-absl::Status ValidateLossProblem(const LossProblem<T>& problem);
+absl::Status ValidateLossProblem(const LossProblem<T>& problem, bool unbatched = false);
 
-// The loss (and, when `outputs.grad_logits` is set, its gradient) of `problem`.
+// The loss (and, when `outputs.grad_logits` is set, its gradient) of `problem`: LossPass
+// (lib/loss_pass.h) asked for these outputs only.
 // `grad_loss` is the upstream dL/dloss: empty (1), one value, or one per row for NONE.
 // With kChainRule, dL/dA may be infinite where a probability underflows to 0; the product with
 // the Jacobian then takes its limit, so dL/dz stays finite wherever the fused form is.
@@ -93,10 +95,6 @@ template <typename T>
 absl::StatusOr<LossSummary> CrossEntropy(const LossProblem<T>& problem,
                                          absl::Span<const T> grad_loss, Method method,
                                          const LossOutputs<T>& outputs, const ExecContext& ctx);
-
-// InvalidArgument unless `ids` has one class id per row, each in [0, classes) or `ignore`.
-absl::Status ValidateClassIndices(absl::Span<const int64_t> ids, int64_t batch, int64_t classes,
-                                  const std::optional<int64_t>& ignore);
 
 // MEAN's denominator for `problem` (which must be valid), whatever its reduction.
 template <typename T>

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "lib/loss_check.h"
+#include "lib/loss_pass.h"
 #include "lib/softmax.h"
 
 namespace gradserve {
@@ -74,127 +76,131 @@ MatrixMap<float> Scratch(bool wanted, float* dst, int64_t rows, int64_t cols) {
   return wanted ? MatrixMap<float>(dst, rows, cols) : NoMatrix<float>();
 }
 
-absl::Status ValidateHalfProbabilities(HalfType type, HalfMatrix t, int64_t batch, int64_t classes) {
-  if (t.rows() != batch || t.cols() != classes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "targets.probabilities has shape [%d, %d] but logits have shape [%d, %d]", t.rows(),
-        t.cols(), batch, classes));
-  }
-  const double tol = HalfProbabilitySumTolerance(type, classes);
-  for (int64_t i = 0; i < batch; ++i) {
-    double sum = 0.0;
-    for (int64_t j = 0; j < classes; ++j) {
-      const double v = HalfToFloat(type, t(i, j));
-      if (!(std::isfinite(v) && v >= 0.0)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "targets.probabilities[%d, %d] is %g; probabilities must be finite and non-negative",
-            i, j, v));
-      }
-      sum += v;
-    }
-    if (!(std::abs(sum - 1.0) <= tol)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "targets.probabilities row %d sums to %.9g; each row must sum to 1 within %g (%s: "
-          "max(1e-4, classes × %g))",
-          i, sum, tol, HalfTypeName(type), HalfUnitRoundoff(type)));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 double HalfProbabilitySumTolerance(HalfType type, int64_t classes) {
   return std::max(1e-4, static_cast<double>(classes) * HalfUnitRoundoff(type));
 }
 
-absl::Status ValidateHalfFiniteLogits(HalfType type, HalfMatrix logits) {
-  const int64_t n = logits.size();
-  const uint16_t exponent = type == HalfType::kFloat16 ? 0x7c00 : 0x7f80;
-  // ±Inf and NaN are the magnitudes at or above the all-ones exponent: a max-reduction (which
-  // vectorizes) decides, and only a failure searches for the first.
-  uint16_t largest = 0;
-  for (int64_t k = 0; k < n; ++k) largest = std::max<uint16_t>(largest, logits.data()[k] & 0x7fff);
-  if (largest < exponent) return absl::OkStatus();
-  for (int64_t k = 0; k < n; ++k) {
-    if (!HalfIsNonFinite(type, logits.data()[k])) continue;
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "logits must be finite; logits[%d, %d] is %g", k / logits.cols(), k % logits.cols(),
-        static_cast<double>(HalfToFloat(type, logits.data()[k]))));
+absl::StatusOr<LossSummary> HalfLossPass(const HalfPassInputs& in, const HalfPassOutputs& out,
+                                         const ExecContext& ctx) {
+  GRADSERVE_RETURN_IF_ERROR(ValidateHalfLossPass(in, out));
+  // Checked on the half bits, before any widening: a max-reduction over the whole input.
+  GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(in.type, in.logits));
+  const int64_t n = in.logits.rows(), c = in.logits.cols();
+  const HalfType type = in.type;
+  const Reduction reduction = in.options.reduction;
+  const bool has_targets = in.targets.has_value();
+  const bool prob_targets = has_targets && in.targets->is_probabilities;
+  const bool want_grad = out.grad_logits.data() != nullptr;
+  const bool want_grad_probs = has_targets && want_grad && in.method == Method::kChainRule &&
+                               out.grad_probabilities.data() != nullptr;
+
+  // The whole batch's MEAN denominator, and each row's upstream gradient as the float32 pass
+  // forms it for the whole batch: float(1/denominator · grad_loss) for MEAN (NaN over a zero
+  // denominator), grad_loss for SUM, the row's grad_loss for NONE.
+  LossSummary summary;
+  double denominator = 0.0;
+  std::vector<float> row_scale, row_loss;
+  if (has_targets) {
+    const Targets<float> whole_targets =
+        prob_targets ? Targets<float>::Probabilities(ConstMatrixMap<float>(nullptr, n, c))
+                     : Targets<float>::ClassIndices(in.targets->class_indices);
+    denominator = MeanDenominator<float>(
+        LossProblem<float>{ConstMatrixMap<float>(nullptr, n, c), whole_targets, in.options});
+    if (reduction == Reduction::kMean) summary.reduction_denominator = denominator;
+    const double base = reduction != Reduction::kMean ? 1.0
+                        : denominator == 0.0 ? std::numeric_limits<double>::quiet_NaN()
+                                             : 1.0 / denominator;
+    if (want_grad) {
+      row_scale.resize(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double g = in.grad_loss.empty() ? 1.0 : in.grad_loss[in.grad_loss.size() == 1 ? 0 : i];
+        row_scale[i] = static_cast<float>(base * g);
+      }
+    }
+    if (!out.loss.empty()) row_loss.resize(n);
   }
-  return absl::OkStatus();
+
+  const bool wanted[] = {out.probabilities.data() != nullptr,
+                         out.log_probabilities.data() != nullptr, want_grad, want_grad_probs};
+  const HalfMatrixOut* const targets_out[] = {&out.probabilities, &out.log_probabilities,
+                                              &out.grad_logits, &out.grad_probabilities};
+  int64_t arrays = 1 + (prob_targets ? 1 : 0) + (in.has_vjp() ? 1 : 0);
+  for (bool w : wanted) arrays += w ? 1 : 0;
+  GRADSERVE_RETURN_IF_ERROR(ForEachBlock(n, arrays * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
+    const int64_t size = (e - b) * c;
+    float* next = s;
+    auto widen = [&](HalfMatrix m) {
+      const ConstMatrixMap<float> v = WidenRows(type, m, b, e, next);
+      next += size;
+      return v;
+    };
+    const ConstMatrixMap<float> zf = widen(in.logits);
+    const Targets<float> targets =
+        prob_targets ? Targets<float>::Probabilities(widen(in.targets->probabilities))
+        : has_targets ? Targets<float>::ClassIndices(in.targets->class_indices.subspan(b, e - b))
+                      : Targets<float>::ClassIndices({});
+    const ConstMatrixMap<float> gf = in.has_vjp() ? widen(in.grad_probabilities) : NoConstMatrix<float>();
+    auto output = [&](bool w) {
+      if (!w) return NoMatrix<float>();
+      const MatrixMap<float> m(next, e - b, c);
+      next += size;
+      return m;
+    };
+    // Braced initialisers run in order, so the views are carved from `s` in this order.
+    const MatrixMap<float> block[4] = {output(wanted[0]), output(wanted[1]), output(wanted[2]),
+                                       output(wanted[3])};
+    const internal::RowPassInputs<float> rows{
+        LossProblem<float>{zf, targets, in.options}, has_targets, gf, in.method,
+        row_scale.empty() ? absl::Span<const float>() : absl::MakeConstSpan(row_scale).subspan(b, e - b)};
+    const LossPassOutputs<float> block_out{
+        block[0], block[1],
+        row_loss.empty() ? absl::Span<float>() : absl::MakeSpan(row_loss).subspan(b, e - b),
+        block[2], block[3]};
+    GRADSERVE_RETURN_IF_ERROR(internal::RunRowPass<float>(rows, block_out, inner).status());
+    for (int k = 0; k < 4; ++k) NarrowRows(type, block[k], *targets_out[k], b);
+    return absl::OkStatus();
+  }));
+  if (in.has_vjp() && out.grad_probabilities.data() != nullptr) {
+    // The VJP's dL/dA is the caller's own, already in the half type.
+    HalfMatrixOut echo = out.grad_probabilities;  // a const Map is read-only
+    std::copy(in.grad_probabilities.data(), in.grad_probabilities.data() + n * c, echo.data());
+  }
+
+  if (!out.loss.empty() && has_targets) {
+    if (reduction == Reduction::kNone) {
+      NarrowToHalf(type, row_loss.data(), out.loss.data(), n);
+    } else {
+      // As the float32 pass reduces: float row losses summed in order in float64, then divided.
+      double total = 0.0;
+      for (float l : row_loss) total += l;
+      if (reduction == Reduction::kMean) {
+        total = denominator == 0.0 ? std::numeric_limits<double>::quiet_NaN() : total / denominator;
+      }
+      out.loss[0] = FloatToHalf(type, static_cast<float>(total));
+    }
+  }
+  return summary;
 }
 
 absl::Status ValidateHalfLossProblem(const HalfLossProblem& p) {
-  const int64_t n = p.logits.rows(), c = p.logits.cols();
-  if (c == 0) return absl::InvalidArgumentError("logits have 0 classes; cross-entropy needs at least 1");
-  {
-    // The options alone, by the library, on one row of zeros with a class-0 target.
-    const std::vector<float> zeros(c, 0.0f);
-    const int64_t zero_id[1] = {0};
-    LossOptions options = p.options;
-    options.ignore_index.reset();
-    GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem<float>(LossProblem<float>{
-        ConstMatrixMap<float>(zeros.data(), 1, c), Targets<float>::ClassIndices(zero_id), options}));
-  }
-  if (!p.targets.is_probabilities) {
-    GRADSERVE_RETURN_IF_ERROR(ValidateClassIndices(p.targets.class_indices, n, c, p.options.ignore_index));
-  } else if (p.options.ignore_index) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "options.ignore_index (%d) applies only to class-index targets, not to "
-        "targets.probabilities",
-        *p.options.ignore_index));
-  } else {
-    GRADSERVE_RETURN_IF_ERROR(ValidateHalfProbabilities(p.type, p.targets.probabilities, n, c));
-  }
+  GRADSERVE_RETURN_IF_ERROR(ValidateHalfLossPass(
+      HalfPassInputs{p.type, p.logits, p.targets, p.options}, HalfPassOutputs{}));
   return ValidateHalfFiniteLogits(p.type, p.logits);
 }
 
 absl::Status HalfSoftmax(HalfType type, HalfMatrix logits, HalfMatrixOut probabilities,
                          HalfMatrixOut log_probabilities, const ExecContext& ctx) {
-  const int64_t c = logits.cols();
-  for (const HalfMatrixOut* m : {&probabilities, &log_probabilities}) {
-    if (m->data() != nullptr && (m->rows() != logits.rows() || m->cols() != c)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "softmax output has shape [%d, %d], expected [%d, %d]", m->rows(), m->cols(), logits.rows(), c));
-    }
-  }
-  GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(type, logits));
-  return ForEachBlock(logits.rows(), 3 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
-    const int64_t size = (e - b) * c;
-    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, s);
-    const MatrixMap<float> p = Scratch(probabilities.data() != nullptr, s + size, e - b, c);
-    const MatrixMap<float> lp = Scratch(log_probabilities.data() != nullptr, s + 2 * size, e - b, c);
-    GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, p, lp, inner));
-    NarrowRows(type, p, probabilities, b);
-    NarrowRows(type, lp, log_probabilities, b);
-    return absl::OkStatus();
-  });
+  return HalfLossPass(HalfPassInputs{type, logits}, HalfPassOutputs{probabilities, log_probabilities}, ctx)
+      .status();
 }
 
 absl::Status HalfSoftmaxVjp(HalfType type, HalfMatrix logits, HalfMatrix grad_probabilities,
                             HalfMatrixOut grad_logits, HalfMatrixOut probabilities,
                             const ExecContext& ctx) {
-  const int64_t n = logits.rows(), c = logits.cols();
-  if (grad_probabilities.rows() != n || grad_probabilities.cols() != c || grad_logits.rows() != n ||
-      grad_logits.cols() != c) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "grad_probabilities [%d, %d] and grad_logits [%d, %d] must have the logits' shape [%d, %d]",
-        grad_probabilities.rows(), grad_probabilities.cols(), grad_logits.rows(), grad_logits.cols(), n, c));
-  }
-  GRADSERVE_RETURN_IF_ERROR(ValidateHalfFiniteLogits(type, logits));
-  return ForEachBlock(n, 4 * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
-    const int64_t size = (e - b) * c;
-    const ConstMatrixMap<float> zf = WidenRows(type, logits, b, e, s);
-    const MatrixMap<float> pf = Scratch(true, s + size, e - b, c);
-    GRADSERVE_RETURN_IF_ERROR(Softmax<float>(zf, pf, NoMatrix<float>(), inner));
-    const ConstMatrixMap<float> gf = WidenRows(type, grad_probabilities, b, e, s + 2 * size);
-    const MatrixMap<float> out = Scratch(true, s + 3 * size, e - b, c);
-    GRADSERVE_RETURN_IF_ERROR(SoftmaxVjp<float>(ConstMatrixMap<float>(pf.data(), e - b, c), gf, out, inner));
-    NarrowRows(type, out, grad_logits, b);
-    NarrowRows(type, pf, probabilities, b);
-    return absl::OkStatus();
-  });
+  const HalfPassInputs in{type, logits, std::nullopt, LossOptions{}, {}, grad_probabilities};
+  return HalfLossPass(in, HalfPassOutputs{probabilities, NoMatrix<uint16_t>(), {}, grad_logits}, ctx).status();
 }
 
 absl::Status HalfSoftmaxJacobian(HalfType type, HalfMatrix logits, uint16_t* jacobian,
@@ -216,83 +222,11 @@ absl::Status HalfSoftmaxJacobian(HalfType type, HalfMatrix logits, uint16_t* jac
 absl::StatusOr<LossSummary> HalfCrossEntropy(const HalfLossProblem& p,
                                              absl::Span<const float> grad_loss, Method method,
                                              const HalfLossOutputs& out, const ExecContext& ctx) {
-  GRADSERVE_RETURN_IF_ERROR(ValidateHalfLossProblem(p));
-  const int64_t n = p.logits.rows(), c = p.logits.cols();
-  const Reduction reduction = p.options.reduction;
-  const bool none = reduction == Reduction::kNone;
-  const size_t loss_size = none ? n : 1;
-  if (!grad_loss.empty() && grad_loss.size() != loss_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "grad_loss has %d values but the loss has %d (batch %d)", grad_loss.size(), loss_size, n));
-  }
-  if (!out.loss.empty() && out.loss.size() != loss_size) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("loss output has %d values, expected %d", out.loss.size(), loss_size));
-  }
-  for (const HalfMatrixOut* m : {&out.grad_logits, &out.grad_probabilities}) {
-    if (m->data() != nullptr && (m->rows() != n || m->cols() != c)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "gradient output has shape [%d, %d], expected [%d, %d]", m->rows(), m->cols(), n, c));
-    }
-  }
-  const bool want_grad = out.grad_logits.data() != nullptr;
-  const bool want_grad_probs = want_grad && method == Method::kChainRule && out.grad_probabilities.data() != nullptr;
-
-  // The whole batch's MEAN denominator, and each row's upstream gradient as the float32 library
-  // forms it for the whole batch: float(1/denominator · grad_loss) for MEAN (NaN over a zero
-  // denominator), grad_loss for SUM, the row's grad_loss for NONE.
-  const Targets<float> whole_targets =
-      p.targets.is_probabilities ? Targets<float>::Probabilities(ConstMatrixMap<float>(nullptr, n, c))
-                                 : Targets<float>::ClassIndices(p.targets.class_indices);
-  const double denominator =
-      MeanDenominator<float>(LossProblem<float>{ConstMatrixMap<float>(nullptr, n, c), whole_targets, p.options});
-  const double base = reduction != Reduction::kMean ? 1.0
-                      : denominator == 0.0         ? std::numeric_limits<double>::quiet_NaN()
-                                                   : 1.0 / denominator;
-  std::vector<float> row_scale(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const double g = grad_loss.empty() ? 1.0 : grad_loss[grad_loss.size() == 1 ? 0 : i];
-    row_scale[i] = static_cast<float>(base * g);
-  }
-  std::vector<float> row_loss(n);
-
-  LossOptions block_options = p.options;
-  block_options.reduction = Reduction::kNone;
-  block_options.probability_sum_tolerance = HalfProbabilitySumTolerance(p.type, c);
-  const int64_t arrays = 2 + (p.targets.is_probabilities ? 1 : 0) + (want_grad_probs ? 1 : 0);
-  GRADSERVE_RETURN_IF_ERROR(ForEachBlock(n, arrays * c, ctx, [&](int64_t b, int64_t e, const ExecContext& inner, float* s) {
-    const int64_t size = (e - b) * c;
-    const ConstMatrixMap<float> zf = WidenRows(p.type, p.logits, b, e, s);
-    const Targets<float> targets =
-        p.targets.is_probabilities
-            ? Targets<float>::Probabilities(WidenRows(p.type, p.targets.probabilities, b, e, s + size))
-            : Targets<float>::ClassIndices(p.targets.class_indices.subspan(b, e - b));
-    float* outputs = s + (p.targets.is_probabilities ? 2 : 1) * size;
-    const MatrixMap<float> g = Scratch(want_grad, outputs, e - b, c);
-    const MatrixMap<float> gp = Scratch(want_grad_probs, outputs + size, e - b, c);
-    const absl::StatusOr<LossSummary> r = CrossEntropy<float>(
-        LossProblem<float>{zf, targets, block_options}, absl::MakeConstSpan(row_scale.data() + b, e - b),
-        method, LossOutputs<float>{absl::MakeSpan(row_loss.data() + b, e - b), g, gp}, inner);
-    if (!r.ok()) return r.status();
-    NarrowRows(p.type, g, out.grad_logits, b);
-    NarrowRows(p.type, gp, out.grad_probabilities, b);
-    return absl::OkStatus();
-  }));
-
-  if (!out.loss.empty()) {
-    if (none) {
-      NarrowToHalf(p.type, row_loss.data(), out.loss.data(), n);
-    } else {
-      // As the library reduces: float row losses summed in order in float64, then divided.
-      double total = 0.0;
-      for (float l : row_loss) total += l;
-      if (reduction == Reduction::kMean) {
-        total = denominator == 0.0 ? std::numeric_limits<double>::quiet_NaN() : total / denominator;
-      }
-      out.loss[0] = FloatToHalf(p.type, static_cast<float>(total));
-    }
-  }
-  return LossSummary{reduction == Reduction::kMean ? denominator : 0.0};
+  return HalfLossPass(
+      HalfPassInputs{p.type, p.logits, p.targets, p.options, grad_loss, NoConstMatrix<uint16_t>(), method},
+      HalfPassOutputs{NoMatrix<uint16_t>(), NoMatrix<uint16_t>(), out.loss, out.grad_logits,
+                      method == Method::kChainRule ? out.grad_probabilities : NoMatrix<uint16_t>()},
+      ctx);
 }
 
 }  // namespace gradserve

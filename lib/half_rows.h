@@ -2,9 +2,11 @@
 // way PyTorch computes them: inputs widened exactly to float32, the math in float32, each output
 // rounded to the half type (to nearest, ties to even).
 //
-// No float32 copy of a whole tensor is made: rows are widened in bounded blocks (about 256 KiB of
-// float32 per array, at least one row) into per-block scratch, the library's float32 functions run
-// on the block, and the block's outputs are rounded straight into the caller's half buffers.
+// HalfLossPass is LossPass (lib/loss_pass.h) for half tensors, and the other functions are it
+// asked for fewer outputs. No float32 copy of a whole tensor is made: rows are widened in bounded
+// blocks (about 256 KiB of float32 per array, at least one row) into per-block scratch, the
+// float32 pass runs on the block, and the block's outputs are rounded straight into the caller's
+// half buffers.
 // Blocks run in parallel like any row loop. The results are those of one float32 call over the
 // whole widened batch, bit for bit: MEAN's denominator, the upstream gradient it scales and the
 // reduced loss are formed over the whole batch (blocks run with REDUCTION_NONE and a per-row
@@ -18,6 +20,7 @@
 #define GRADSERVE_LIB_HALF_ROWS_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,11 +58,37 @@ struct HalfLossOutputs {
   HalfMatrixOut grad_probabilities = NoMatrix<uint16_t>();  // dL/dA, kChainRule only
 };
 
+// What a half-precision pass reads: LossPassInputs with half tensors.
+struct HalfPassInputs {
+  HalfType type = HalfType::kFloat16;
+  HalfMatrix logits = NoConstMatrix<uint16_t>();  // [batch, classes]
+  std::optional<HalfTargets> targets;
+  LossOptions options;  // probability_sum_tolerance is ignored: half rows get their own
+  absl::Span<const float> grad_loss;  // upstream dL/dloss, widened
+  HalfMatrix grad_probabilities = NoConstMatrix<uint16_t>();  // the VJP's upstream dL/dA
+  Method method = Method::kFused;
+  bool unbatched = false;  // rank-1 logits: only for messages
+
+  bool has_vjp() const { return grad_probabilities.data() != nullptr; }
+};
+
+// Where a half-precision pass writes, as half bit patterns; each empty member is not computed.
+struct HalfPassOutputs {
+  HalfMatrixOut probabilities = NoMatrix<uint16_t>();
+  HalfMatrixOut log_probabilities = NoMatrix<uint16_t>();
+  absl::Span<uint16_t> loss;
+  HalfMatrixOut grad_logits = NoMatrix<uint16_t>();
+  HalfMatrixOut grad_probabilities = NoMatrix<uint16_t>();  // chain rule; or the VJP's own, echoed
+};
+
 // How far a half-precision probability-target row may sum from 1: max(1e-4, classes · u).
 double HalfProbabilitySumTolerance(HalfType type, int64_t classes);
 
-// InvalidArgument naming the first ±Inf or NaN of `logits`, else OK.
-absl::Status ValidateHalfFiniteLogits(HalfType type, HalfMatrix logits);
+// LossPass in float32 over the widened inputs, every output rounded to `in.type`: the results of
+// one float32 pass over the whole widened batch, bit for bit. Validated by ValidateHalfLossPass
+// (lib/loss_check.h) first.
+absl::StatusOr<LossSummary> HalfLossPass(const HalfPassInputs& in, const HalfPassOutputs& out,
+                                         const ExecContext& ctx);
 
 // Everything HalfCrossEntropy checks, with the library's messages and whole-batch indices.
 absl::Status ValidateHalfLossProblem(const HalfLossProblem& problem);

@@ -15,13 +15,9 @@
 
 namespace gradserve {
 
-// InvalidArgument naming the first NaN or ±Inf of `logits`, else OK.
-template <typename T>
-absl::Status ValidateFiniteLogits(ConstMatrixMap<T> logits);
-
 // Writes softmax(logits) to `probabilities` and/or log_softmax(logits) to `log_probabilities`,
 // row-wise. Either output may be empty (NoMatrix) when not wanted; a non-empty one must have the
-// logits' shape. Validates that the logits are finite.
+// logits' shape. Validates that the logits are finite. LossPass (lib/loss_pass.h) without targets.
 template <typename T>
 absl::Status Softmax(ConstMatrixMap<T> logits, MatrixMap<T> probabilities,
                      MatrixMap<T> log_probabilities, const ExecContext& ctx);

@@ -72,7 +72,7 @@ absl::StatusOr<VerifyResult> VerifyGradient(const VerifyRequest& req, const Exec
   const VerifyOptions& o = req.options;
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("rtol", o.rtol));
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("atol", o.atol));
-  GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p));
+  GRADSERVE_RETURN_IF_ERROR(ValidateLossProblem(p, o.unbatched));
   GRADSERVE_RETURN_IF_ERROR(ValidateTolerance("epsilon", o.epsilon));
   const int64_t n = p.logits.rows(), c = p.logits.cols();
 

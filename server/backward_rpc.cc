@@ -1,10 +1,14 @@
 // Backward: dL/dz of cross-entropy (FUSED or CHAIN_RULE), or the softmax VJP of an upstream dL/dA.
+// One flow for every dtype: decode, check the limits, size the outputs in the response, one
+// library pass (lib/loss_pass.h) that validates and fills them all, commit; the Jacobian after.
 #include <optional>
+#include <type_traits>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
-#include "lib/cross_entropy.h"
 #include "lib/half_rows.h"
+#include "lib/loss_pass.h"
 #include "lib/softmax.h"
 #include "server/limits.h"
 #include "server/loss_request.h"
@@ -60,160 +64,89 @@ absl::Status CheckBackwardResponse(const v1::BackwardRequest& req, int64_t n, in
                            req.return_jacobian() ? "with the Jacobian" : "gradients");
 }
 
+// T is the compute type: float, double, or uint16_t for a FLOAT16 / BFLOAT16 request (every
+// input rounded to the logits' half type, the math in float32, every output rounded back).
 template <typename T>
 absl::Status Backward(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
                       const Limits& limits, const TensorFormat& format, const ExecContext& exec) {
+  using Upstream = typename LossRequest<T>::Upstream;
+  constexpr bool kHalf = std::is_same_v<T, uint16_t>;
   const bool has_targets = HasTargets(req.has_targets(), req.targets());
   GRADSERVE_RETURN_IF_ERROR(ValidateCombination(req, has_targets));
   GRADSERVE_ASSIGN_OR_RETURN(
       const LossRequest<T> lr,
       LossRequest<T>::Decode(req.logits(), has_targets ? &req.targets() : nullptr, req.options(), limits));
   const int64_t n = lr.rows(), c = lr.classes();
-  const Encoding enc = format.encoding;
   const bool chain = req.method() == v1::METHOD_CHAIN_RULE;
-
   GRADSERVE_RETURN_IF_ERROR(CheckBackwardResponse(req, n, c, limits, format));
 
-  std::optional<InputTensor<T>> grad_probs_in;
-  std::optional<InputTensor<T>> grad_loss;
+  // The upstream gradient: dL/dA for the VJP, else the optional dL/dloss (widened for half).
+  std::optional<InputTensor<T>> grad_probs_in, grad_loss_in;
+  std::vector<Upstream> widened;
+  absl::Span<const Upstream> grad_loss;
   if (!has_targets) {
-    GRADSERVE_ASSIGN_OR_RETURN(grad_probs_in,
-                               DecodeTensor<T>(req.grad_probabilities(), "grad_probabilities", limits));
+    GRADSERVE_ASSIGN_OR_RETURN(grad_probs_in, lr.DecodeInput(req.grad_probabilities(), "grad_probabilities", limits));
     GRADSERVE_RETURN_IF_ERROR(ValidateShape("grad_probabilities", grad_probs_in->shape(),
                                             lr.logits_shape(), "logits have shape"));
   } else if (req.has_grad_loss()) {
-    GRADSERVE_ASSIGN_OR_RETURN(grad_loss, DecodeTensor<T>(req.grad_loss(), "grad_loss", limits));
+    GRADSERVE_ASSIGN_OR_RETURN(grad_loss_in, lr.DecodeInput(req.grad_loss(), "grad_loss", limits));
     GRADSERVE_RETURN_IF_ERROR(ValidateShape(
-        "grad_loss", grad_loss->shape(), lr.loss_shape(),
+        "grad_loss", grad_loss_in->shape(), lr.loss_shape(),
         req.options().reduction() == v1::REDUCTION_NONE ? "the loss (reduction NONE) has shape"
                                                         : "the loss has shape"));
-  }
-
-  OutputTensor<T> grad(resp->mutable_grad_logits(), lr.logits_shape(), enc);
-  const MatrixMap<T> grad_map(grad.data(), n, c);
-  // Probabilities are needed for the VJP, the Jacobian and when asked for.
-  std::optional<OutputTensor<T>> probs_out;
-  std::vector<T> probs_scratch;
-  T* probs = nullptr;
-  if (req.return_probabilities()) {
-    probs_out.emplace(resp->mutable_probabilities(), lr.logits_shape(), enc);
-    probs = probs_out->data();
-  } else if (!has_targets || req.return_jacobian()) {
-    probs_scratch.resize(n * c);
-    probs = probs_scratch.data();
-  }
-  if (probs != nullptr) {
-    GRADSERVE_RETURN_IF_ERROR(
-        Softmax<T>(lr.logits(), MatrixMap<T>(probs, n, c), NoMatrix<T>(), exec));
-  }
-
-  if (!has_targets) {
-    const ConstMatrixMap<T> g(grad_probs_in->data(), n, c);
-    GRADSERVE_RETURN_IF_ERROR(SoftmaxVjp<T>(ConstMatrixMap<T>(probs, n, c), g, grad_map, exec));
-    if (chain) {  // dL/dA is the caller's own
-      OutputTensor<T> echo(resp->mutable_grad_probabilities(), lr.logits_shape(), enc);
-      std::copy(g.data(), g.data() + n * c, echo.data());
-      echo.Commit();
+    if constexpr (kHalf) {
+      widened.resize(grad_loss_in->size());
+      WidenHalf(lr.half_type(), grad_loss_in->data(), widened.data(), grad_loss_in->size());
+      grad_loss = widened;
+    } else {
+      grad_loss = absl::MakeConstSpan(grad_loss_in->data(), grad_loss_in->size());
     }
-  } else {
-    const std::vector<int64_t> loss_shape = lr.loss_shape();
-    OutputTensor<T> loss(resp->mutable_loss(), loss_shape, enc);
-    std::optional<OutputTensor<T>> grad_probs;
-    if (chain) grad_probs.emplace(resp->mutable_grad_probabilities(), lr.logits_shape(), enc);
-    const LossOutputs<T> outputs{absl::MakeSpan(loss.data(), loss_shape.empty() ? 1 : loss_shape[0]),
-                                 grad_map,
-                                 chain ? MatrixMap<T>(grad_probs->data(), n, c) : NoMatrix<T>()};
-    const absl::Span<const T> upstream =
-        grad_loss ? absl::MakeConstSpan(grad_loss->data(), grad_loss->size()) : absl::Span<const T>();
-    GRADSERVE_ASSIGN_OR_RETURN(
-        const LossSummary summary,
-        CrossEntropy<T>(lr.problem(), upstream, chain ? Method::kChainRule : Method::kFused, outputs, exec));
-    loss.Commit();
-    if (grad_probs) grad_probs->Commit();
-    resp->set_reduction_denominator(summary.reduction_denominator);
   }
-  grad.Commit();
-  if (probs_out) probs_out->Commit();
 
-  if (req.return_jacobian()) {
-    OutputTensor<T> jacobian(resp->mutable_jacobian(), lr.Unbatch({n, c, c}), enc);
-    GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<T>(ConstMatrixMap<T>(probs, n, c), jacobian.data(), exec));
-    jacobian.Commit();
-  }
-  return absl::OkStatus();
-}
-
-// A FLOAT16 / BFLOAT16 request: every input rounded to the logits' half type, the math in float32
-// over bounded blocks of rows, every output rounded back.
-absl::Status BackwardHalf(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
-                          const Limits& limits, const TensorFormat& format, const ExecContext& exec) {
-  const bool has_targets = HasTargets(req.has_targets(), req.targets());
-  GRADSERVE_RETURN_IF_ERROR(ValidateCombination(req, has_targets));
-  GRADSERVE_ASSIGN_OR_RETURN(
-      const LossRequest<uint16_t> lr,
-      LossRequest<uint16_t>::Decode(req.logits(), has_targets ? &req.targets() : nullptr, req.options(), limits));
-  const int64_t n = lr.rows(), c = lr.classes();
-  const HalfType type = lr.half_type();
+  // Size the outputs in the response; the pass writes into them.
   const Encoding enc = format.encoding;
-  const bool chain = req.method() == v1::METHOD_CHAIN_RULE;
-  GRADSERVE_RETURN_IF_ERROR(CheckBackwardResponse(req, n, c, limits, format));
-
-  std::optional<InputTensor<uint16_t>> grad_probs_in;
-  std::vector<float> grad_loss;  // widened: one value, or one per row
-  if (!has_targets) {
-    GRADSERVE_ASSIGN_OR_RETURN(grad_probs_in, DecodeHalfTensor(req.grad_probabilities(), "grad_probabilities", limits, type));
-    GRADSERVE_RETURN_IF_ERROR(ValidateShape("grad_probabilities", grad_probs_in->shape(),
-                                            lr.logits_shape(), "logits have shape"));
-  } else if (req.has_grad_loss()) {
-    GRADSERVE_ASSIGN_OR_RETURN(const InputTensor<uint16_t> g,
-                               DecodeHalfTensor(req.grad_loss(), "grad_loss", limits, type));
-    GRADSERVE_RETURN_IF_ERROR(ValidateShape(
-        "grad_loss", g.shape(), lr.loss_shape(),
-        req.options().reduction() == v1::REDUCTION_NONE ? "the loss (reduction NONE) has shape"
-                                                        : "the loss has shape"));
-    grad_loss.resize(g.size());
-    WidenHalf(type, g.data(), grad_loss.data(), g.size());
-  }
-
-  auto out = [&](v1::Tensor* proto, std::vector<int64_t> shape) {
-    return OutputTensor<uint16_t>(proto, shape, enc, type);
+  std::optional<OutputTensor<T>> grad, loss, grad_probs, probs;
+  auto output = [&](std::optional<OutputTensor<T>>& t, v1::Tensor* proto, const std::vector<int64_t>& shape) {
+    t.emplace(proto, shape, enc, lr.output_half());
+    return MatrixMap<T>(t->data(), n, c);
   };
-  OutputTensor<uint16_t> grad = out(resp->mutable_grad_logits(), lr.logits_shape());
-  const HalfMatrixOut grad_map(grad.data(), n, c);
-  std::optional<OutputTensor<uint16_t>> probs_out;
-  if (req.return_probabilities()) probs_out.emplace(resp->mutable_probabilities(), lr.logits_shape(), enc, type);
-  const HalfMatrixOut probs_map = probs_out ? HalfMatrixOut(probs_out->data(), n, c) : NoMatrix<uint16_t>();
-
-  if (!has_targets) {
-    const HalfMatrix g(grad_probs_in->data(), n, c);
-    GRADSERVE_RETURN_IF_ERROR(HalfSoftmaxVjp(type, lr.logits(), g, grad_map, probs_map, exec));
-    if (chain) {  // dL/dA is the caller's own, as rounded to the half type
-      OutputTensor<uint16_t> echo = out(resp->mutable_grad_probabilities(), lr.logits_shape());
-      std::copy(g.data(), g.data() + n * c, echo.data());
-      echo.Commit();
-    }
-  } else {
+  const MatrixMap<T> grad_map = output(grad, resp->mutable_grad_logits(), lr.logits_shape());
+  const MatrixMap<T> grad_probs_map =
+      chain ? output(grad_probs, resp->mutable_grad_probabilities(), lr.logits_shape()) : NoMatrix<T>();
+  absl::Span<T> loss_span;
+  if (has_targets) {
     const std::vector<int64_t> loss_shape = lr.loss_shape();
-    OutputTensor<uint16_t> loss = out(resp->mutable_loss(), loss_shape);
-    std::optional<OutputTensor<uint16_t>> grad_probs;
-    if (chain) grad_probs.emplace(resp->mutable_grad_probabilities(), lr.logits_shape(), enc, type);
-    const HalfLossOutputs outputs{absl::MakeSpan(loss.data(), loss_shape.empty() ? 1 : loss_shape[0]),
-                                  grad_map,
-                                  chain ? HalfMatrixOut(grad_probs->data(), n, c) : NoMatrix<uint16_t>()};
-    GRADSERVE_ASSIGN_OR_RETURN(
-        const LossSummary summary,
-        HalfCrossEntropy(lr.half_problem(), grad_loss, chain ? Method::kChainRule : Method::kFused, outputs, exec));
-    loss.Commit();
-    if (grad_probs) grad_probs->Commit();
-    resp->set_reduction_denominator(summary.reduction_denominator);
-    if (probs_out) GRADSERVE_RETURN_IF_ERROR(HalfSoftmax(type, lr.logits(), probs_map, NoMatrix<uint16_t>(), exec));
+    output(loss, resp->mutable_loss(), loss_shape);
+    loss_span = absl::MakeSpan(loss->data(), loss_shape.empty() ? 1 : loss_shape[0]);
   }
-  grad.Commit();
-  if (probs_out) probs_out->Commit();
+  // The Jacobian is formed from the probabilities (a half request's from its logits).
+  std::vector<T> probs_scratch;
+  const MatrixMap<T> probs_map = [&] {
+    if (req.return_probabilities()) return output(probs, resp->mutable_probabilities(), lr.logits_shape());
+    if (!req.return_jacobian() || kHalf) return NoMatrix<T>();
+    probs_scratch.resize(n * c);
+    return MatrixMap<T>(probs_scratch.data(), n, c);
+  }();
+
+  const ConstMatrixMap<T> upstream_probs =
+      grad_probs_in ? ConstMatrixMap<T>(grad_probs_in->data(), n, c) : NoConstMatrix<T>();
+  GRADSERVE_ASSIGN_OR_RETURN(
+      const LossSummary summary,
+      RunLossPass(lr.PassInputs(grad_loss, upstream_probs, chain ? Method::kChainRule : Method::kFused),
+                  typename PassTypes<T>::Outputs{probs_map, NoMatrix<T>(), loss_span, grad_map, grad_probs_map},
+                  exec));
+  for (std::optional<OutputTensor<T>>* t : {&grad, &loss, &grad_probs, &probs}) {
+    if (*t) (*t)->Commit();
+  }
+  if (has_targets) resp->set_reduction_denominator(summary.reduction_denominator);
 
   if (req.return_jacobian()) {
-    OutputTensor<uint16_t> jacobian = out(resp->mutable_jacobian(), lr.Unbatch({n, c, c}));
-    GRADSERVE_RETURN_IF_ERROR(HalfSoftmaxJacobian(type, lr.logits(), jacobian.data(), exec));
+    OutputTensor<T> jacobian(resp->mutable_jacobian(), lr.Unbatch({n, c, c}), enc, lr.output_half());
+    if constexpr (kHalf) {
+      GRADSERVE_RETURN_IF_ERROR(HalfSoftmaxJacobian(lr.half_type(), lr.logits(), jacobian.data(), exec));
+    } else {
+      GRADSERVE_RETURN_IF_ERROR(SoftmaxJacobian<T>(ConstMatrixMap<T>(probs_map.data(), n, c), jacobian.data(), exec));
+    }
     jacobian.Commit();
   }
   return absl::OkStatus();
@@ -224,7 +157,7 @@ absl::Status BackwardHalf(const v1::BackwardRequest& req, v1::BackwardResponse* 
 absl::Status RunBackward(const v1::BackwardRequest& req, v1::BackwardResponse* resp,
                          const Limits& limits, const ExecContext& exec) {
   GRADSERVE_ASSIGN_OR_RETURN(const TensorFormat format, LogitsFormat(req.logits()));
-  if (HalfTypeOf(format.dtype)) return BackwardHalf(req, resp, limits, format, exec);
+  if (HalfTypeOf(format.dtype)) return Backward<uint16_t>(req, resp, limits, format, exec);
   return format.dtype == v1::DATA_TYPE_FLOAT32 ? Backward<float>(req, resp, limits, format, exec)
                                                : Backward<double>(req, resp, limits, format, exec);
 }

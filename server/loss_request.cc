@@ -48,10 +48,6 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
   r.unbatched_ = shape.size() == 1;
   r.rows_ = r.unbatched_ ? 1 : shape[0];
   r.classes_ = shape.back();
-  if (r.classes_ == 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "logits shape %s has 0 classes; at least 1 is needed", FormatShape(shape)));
-  }
 
   switch (options.reduction()) {
     case v1::REDUCTION_UNSPECIFIED:
@@ -71,11 +67,6 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
     if (targets->has_class_indices()) {
       const auto& ids = targets->class_indices().values();
       r.class_indices_ = absl::MakeConstSpan(ids.data(), ids.size());
-      if (r.unbatched_ && ids.size() != 1) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "targets.class_indices has %d values, but rank-1 logits are one example and need 1",
-            ids.size()));
-      }
     } else {
       r.probability_targets_ = true;
       GRADSERVE_ASSIGN_OR_RETURN(
@@ -92,23 +83,30 @@ absl::StatusOr<LossRequest<T>> LossRequest<T>::Decode(const v1::Tensor& logits,
       }
     }
   }
-  // With targets, the library call that follows checks the meaning (finite logits, ids in
-  // range, rows summing to 1, options) in the same pass as the math.
-  if (!r.has_targets_) {
-    // Without targets the options must still make sense: dummy class-0 targets let the library
-    // check them.
-    const std::vector<int64_t> zeros(r.rows_, 0);
-    LossOptions options = r.options_;
-    options.ignore_index.reset();
-    if constexpr (std::is_same_v<T, uint16_t>) {
-      GRADSERVE_RETURN_IF_ERROR(ValidateHalfLossProblem(
-          HalfLossProblem{*r.half_, r.logits(), HalfTargets::ClassIndices(zeros), options}));
-    } else {
-      GRADSERVE_RETURN_IF_ERROR(
-          ValidateLossProblem(LossProblem<T>{r.logits(), Targets<T>::ClassIndices(zeros), options}));
-    }
-  }
   return r;
+}
+
+template <typename T>
+typename PassTypes<T>::Inputs LossRequest<T>::PassInputs(absl::Span<const Upstream> grad_loss,
+                                                         ConstMatrixMap<T> grad_probabilities,
+                                                         Method method) const {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    std::optional<HalfTargets> targets;
+    if (has_targets_) targets.emplace(half_problem().targets);
+    return HalfPassInputs{*half_, logits(), targets, options_, grad_loss, grad_probabilities,
+                          method, unbatched_};
+  } else {
+    std::optional<Targets<T>> targets;
+    if (has_targets_) targets.emplace(problem().targets);
+    return LossPassInputs<T>{logits(), targets, options_, grad_loss, grad_probabilities, method,
+                             unbatched_};
+  }
+}
+
+template <typename T>
+absl::StatusOr<InputTensor<T>> LossRequest<T>::DecodeInput(const v1::Tensor& t, const char* name,
+                                                           const Limits& limits) const {
+  return DecodeAs<T>(t, name, limits, half_);
 }
 
 template <typename T>

@@ -20,6 +20,7 @@
 #include "benchmark/benchmark.h"
 #include "lib/cross_entropy.h"
 #include "lib/kernels/kernel_dispatch.h"
+#include "lib/loss_pass.h"
 #include "lib/parallel.h"
 #include "lib/row_kernels.h"
 #include "lib/softmax.h"
@@ -74,19 +75,18 @@ void BM_Fused(benchmark::State& state, const std::string& kernel) {
   state.SetBytesProcessed(state.iterations() * n * c * sizeof(T) * 2);
 }
 
-// The forward pass a Forward call makes: probabilities and the mean loss.
+// The forward pass a Forward call makes: probabilities and the mean loss, in one LossPass.
 template <typename T>
 void BM_Forward(benchmark::State& state, const std::string& kernel) {
   KernelScope scope(state, kernel);
   const int64_t n = state.range(0), c = state.range(1);
   Inputs<T> in(n, c);
-  const LossProblem<T> problem{ConstView(in.logits), Targets<T>::ClassIndices(in.labels), {}};
+  const LossPassInputs<T> pass{ConstView(in.logits), Targets<T>::ClassIndices(in.labels)};
   T loss;
-  const LossOutputs<T> out{absl::MakeSpan(&loss, 1)};
+  const LossPassOutputs<T> out{View(in.grad), NoMatrix<T>(), absl::MakeSpan(&loss, 1)};
   for (auto _ : state) {
-    absl::Status s = Softmax<T>(ConstView(in.logits), View(in.grad), NoMatrix<T>(), ExecContext{});
-    if (s.ok()) s = CrossEntropy<T>(problem, {}, Method::kFused, out, ExecContext{}).status();
-    if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+    const auto s = LossPass<T>(pass, out, ExecContext{});
+    if (!s.ok()) state.SkipWithError(std::string(s.status().message()).c_str());
     benchmark::DoNotOptimize(loss);
     benchmark::ClobberMemory();
   }

@@ -221,6 +221,10 @@ TEST_F(ServerTest, EachErrorHasItsCodeAndAClearMessage) {
        "targets.class_indices[1] is 3, outside [0, 3)"},
       {"label_count", Backward([](auto& r) { *r.mutable_targets() = Labels({0}); }), kInvalid,
        "targets.class_indices has 1 values, expected one per row (batch 2)"},
+      {"zero_classes", Backward([](auto& r) { *r.mutable_logits() = Values({2, 0}, {}); }), kInvalid,
+       "logits shape [2, 0] has 0 classes; at least 1 is needed"},
+      {"label_count_unbatched", Backward([](auto& r) { *r.mutable_logits() = Values({3}, {1, 2, 3}); }), kInvalid,
+       "targets.class_indices has 2 values, but rank-1 logits are one example and need 1"},
       {"prob_negative", Backward([](auto& r) { *r.mutable_targets() = Probs(Values({2, 3}, {1.5, -0.5, 0, 0, 0, 1})); }), kInvalid,
        "targets.probabilities[0, 1] is -0.5"},
       {"prob_sum", Backward([](auto& r) { *r.mutable_targets() = Probs(Values({2, 3}, {0.5, 0.4, 0, 0, 0, 1})); }), kInvalid,
@@ -284,6 +288,13 @@ TEST_F(ServerTest, EachErrorHasItsCodeAndAClearMessage) {
          grpc::ClientContext ctx;
          return stub.Forward(&ctx, req, &resp);
        }, kInvalid, "options.label_smoothing is 2"},
+      {"forward_zero_classes_unbatched", [](auto& stub) {
+         pb::ForwardRequest req;
+         *req.mutable_logits() = Values({0}, {});
+         pb::ForwardResponse resp;
+         grpc::ClientContext ctx;
+         return stub.Forward(&ctx, req, &resp);
+       }, kInvalid, "logits shape [0] has 0 classes; at least 1 is needed"},
   };
   auto stub = Stub();
   for (const BadCall& c : cases) {
