@@ -7,10 +7,8 @@
 
 #include "absl/strings/str_format.h"
 #include "server/limits.h"
-#include "server/raw_fields.h"
 #include "server/rpc_logic.h"
 #include "server/status_util.h"
-#include "server/wire_message.h"
 
 namespace gradserve {
 namespace {
@@ -172,29 +170,12 @@ void GradientService::Run(size_t request_bytes, std::function<bool()> is_cancell
   Dispatch(request_bytes, std::move(task));
 }
 
-// One unary call's messages and the tensor bytes held beside them, shared by its two closures.
-template <typename Request, typename Response>
-struct UnaryCall {
-  Request request;
-  Response response;
-  RawFields fields;
-};
-
 template <typename Request, typename Response, typename Logic>
 grpc::ServerUnaryReactor* GradientService::Unary(Rpc rpc, grpc::CallbackServerContext* ctx,
-                                                 const grpc::ByteBuffer* req, grpc::ByteBuffer* resp,
-                                                 Logic logic, bool external_outputs) {
+                                                 const Request* req, Response* resp, Logic logic) {
   const int64_t start = Metrics::NowNanos();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto call = std::make_shared<UnaryCall<Request, Response>>();
-  call->fields.set_external_outputs(external_outputs);
-  // A request that does not parse gets gRPC's own answer, before the handler, as with a
-  // generated method.
-  if (const grpc::Status parsed = ParseRequest(*req, &call->request, &call->fields); !parsed.ok()) {
-    reactor->Finish(parsed);
-    return reactor;
-  }
-  const size_t bytes = req->Length();
+  const size_t bytes = req->ByteSizeLong();
   absl::Status admitted = Authenticate(*ctx);
   if (admitted.ok()) admitted = Admit(bytes);
   if (!admitted.ok()) {
@@ -203,47 +184,42 @@ grpc::ServerUnaryReactor* GradientService::Unary(Rpc rpc, grpc::CallbackServerCo
     return reactor;
   }
   Run(ctx, bytes,
-      [this, call, logic](const ExecContext& exec) {
-        const RawFields::Scope scope(&call->fields);
-        return logic(call->request, &call->response, options_.limits, exec);
+      [this, req, resp, logic](const ExecContext& exec) {
+        return logic(*req, resp, options_.limits, exec);
       },
-      [this, reactor, bytes, rpc, start, call, resp](absl::Status s) {
+      [this, reactor, bytes, rpc, start, req, resp](absl::Status s) {
         Release(bytes);
-        size_t response_bytes = 0;
-        if (s.ok()) {
-          grpc::ByteBuffer out = SerializeResponse(call->response, &call->fields);
-          resp->Swap(&out);
-          response_bytes = resp->Length();
-        }
-        metrics_.RecordCall(rpc, Protocol::kGrpc, s.code(), start, bytes, response_bytes,
-                            s.ok() ? LogitsRows(call->request.logits()) : 0);
+        metrics_.RecordCall(rpc, Protocol::kGrpc, s.code(), start, bytes,
+                            s.ok() ? resp->ByteSizeLong() : 0, s.ok() ? LogitsRows(req->logits()) : 0);
         reactor->Finish(ToGrpcStatus(s));
       });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* GradientService::Forward(grpc::CallbackServerContext* ctx,
-                                                   const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Unary<v1::ForwardRequest, v1::ForwardResponse>(Rpc::kForward, ctx, req, resp, RunForward);
+                                                   const v1::ForwardRequest* req,
+                                                   v1::ForwardResponse* resp) {
+  return Unary(Rpc::kForward, ctx, req, resp, RunForward);
 }
 
 grpc::ServerUnaryReactor* GradientService::Backward(grpc::CallbackServerContext* ctx,
-                                                    const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Unary<v1::BackwardRequest, v1::BackwardResponse>(Rpc::kBackward, ctx, req, resp, RunBackward);
+                                                    const v1::BackwardRequest* req,
+                                                    v1::BackwardResponse* resp) {
+  return Unary(Rpc::kBackward, ctx, req, resp, RunBackward);
 }
 
 grpc::ServerUnaryReactor* GradientService::VerifyGradient(grpc::CallbackServerContext* ctx,
-                                                          const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  // Its handler sizes the findings it adds by the message's ByteSizeLong(): outputs stay in it.
-  return Unary<v1::VerifyGradientRequest, v1::VerifyGradientResponse>(Rpc::kVerifyGradient, ctx, req, resp,
-                                                                      RunVerifyGradient, /*external_outputs=*/false);
+                                                          const v1::VerifyGradientRequest* req,
+                                                          v1::VerifyGradientResponse* resp) {
+  return Unary(Rpc::kVerifyGradient, ctx, req, resp, RunVerifyGradient);
 }
 
 namespace {
 
 // One response per request, in order: the next message is read only after the previous response
 // is written, and a bad message finishes the stream with its status after those responses.
-class BackwardStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class BackwardStreamReactor final
+    : public grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse> {
  public:
   BackwardStreamReactor(GradientService* service, grpc::CallbackServerContext* ctx, const Limits& limits)
       : service_(service), ctx_(ctx), limits_(limits) {
@@ -252,17 +228,15 @@ class BackwardStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuf
       End(s);
       return;
     }
-    StartRead(&request_buffer_);
+    StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    // A message that does not parse ends the stream as with a generated method, where gRPC
-    // reports it to the reactor as a failed read.
-    if (!ok || !ParseRequest(request_buffer_, &request_, &fields_).ok()) {
-      End(absl::OkStatus());  // the client half-closed: every request has its response
+    if (!ok) {  // the client half-closed: every request has its response
+      End(absl::OkStatus());
       return;
     }
-    const size_t bytes = request_buffer_.Length();
+    const size_t bytes = request_.ByteSizeLong();
     const absl::Status admitted = service_->Admit(bytes);
     if (!admitted.ok()) {
       End(admitted);
@@ -271,17 +245,13 @@ class BackwardStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuf
     response_.Clear();
     service_->Run(
         ctx_, bytes,
-        [this](const ExecContext& exec) {
-          const RawFields::Scope scope(&fields_);
-          return RunBackward(request_, &response_, limits_, exec);
-        },
+        [this](const ExecContext& exec) { return RunBackward(request_, &response_, limits_, exec); },
         [this, bytes](absl::Status s) {
           service_->Release(bytes);
           if (s.ok()) {
-            response_buffer_ = SerializeResponse(response_, &fields_);
-            service_->metrics().RecordStreamMessage(bytes, response_buffer_.Length(),
+            service_->metrics().RecordStreamMessage(bytes, response_.ByteSizeLong(),
                                                     LogitsRows(request_.logits()));
-            StartWrite(&response_buffer_);
+            StartWrite(&response_);
           } else {
             End(s);
           }
@@ -293,7 +263,7 @@ class BackwardStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuf
       End(absl::CancelledError("the client went away mid-stream"));
       return;
     }
-    StartRead(&request_buffer_);
+    StartRead(&request_);
   }
 
   void OnDone() override { delete this; }
@@ -308,15 +278,13 @@ class BackwardStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuf
   GradientService* service_;
   grpc::CallbackServerContext* ctx_;
   const Limits& limits_;
-  grpc::ByteBuffer request_buffer_, response_buffer_;
   v1::BackwardRequest request_;
   v1::BackwardResponse response_;
-  RawFields fields_;  // request_'s and response_'s big tensor bytes
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GradientService::BackwardStream(
+grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse>* GradientService::BackwardStream(
     grpc::CallbackServerContext* ctx) {
   return new BackwardStreamReactor(this, ctx, options_.limits);
 }

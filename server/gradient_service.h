@@ -3,9 +3,6 @@
 // Each handler admits the call (bearer token, message size), runs the RPC's logic (rpc_logic.h)
 // on the callback thread for small requests or on the compute pool for large ones, and maps the
 // status once. Long work polls the call's cancellation and deadline between blocks of rows.
-// The RPCs are gRPC's raw (ByteBuffer) methods: server/wire_message.h parses and serialises the
-// messages so that big tensors are neither copied out of the receive buffers nor into the send
-// buffers; the clients see exactly the protobuf messages of the contract.
 #ifndef GRADSERVE_SERVER_GRADIENT_SERVICE_H_
 #define GRADSERVE_SERVER_GRADIENT_SERVICE_H_
 
@@ -22,23 +19,18 @@
 
 namespace gradserve {
 
-// Every RPC of the service as a raw callback method (ByteBuffer in and out).
-using RawGradientService = v1::GradientService::WithRawCallbackMethod_Forward<
-    v1::GradientService::WithRawCallbackMethod_Backward<
-        v1::GradientService::WithRawCallbackMethod_VerifyGradient<
-            v1::GradientService::WithRawCallbackMethod_BackwardStream<v1::GradientService::Service>>>>;
-
-class GradientService final : public RawGradientService {
+class GradientService final : public v1::GradientService::CallbackService {
  public:
   explicit GradientService(const ServerOptions& options);
 
-  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                    grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* Backward(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* VerifyGradient(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                           grpc::ByteBuffer* resp) override;
-  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BackwardStream(
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const v1::ForwardRequest* req,
+                                    v1::ForwardResponse* resp) override;
+  grpc::ServerUnaryReactor* Backward(grpc::CallbackServerContext* ctx, const v1::BackwardRequest* req,
+                                     v1::BackwardResponse* resp) override;
+  grpc::ServerUnaryReactor* VerifyGradient(grpc::CallbackServerContext* ctx,
+                                           const v1::VerifyGradientRequest* req,
+                                           v1::VerifyGradientResponse* resp) override;
+  grpc::ServerBidiReactor<v1::BackwardRequest, v1::BackwardResponse>* BackwardStream(
       grpc::CallbackServerContext* ctx) override;
 
   // UNAUTHENTICATED unless the call carries the configured bearer token (or none is configured).
@@ -67,8 +59,8 @@ class GradientService final : public RawGradientService {
   template <typename Task>
   void Dispatch(size_t request_bytes, Task task);
   template <typename Request, typename Response, typename Logic>
-  grpc::ServerUnaryReactor* Unary(Rpc rpc, grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                  grpc::ByteBuffer* resp, Logic logic, bool external_outputs = true);
+  grpc::ServerUnaryReactor* Unary(Rpc rpc, grpc::CallbackServerContext* ctx, const Request* req,
+                                  Response* resp, Logic logic);
 
   const ServerOptions options_;
   std::atomic<int64_t> inflight_bytes_{0};

@@ -9,7 +9,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/element_count.h"
-#include "server/raw_fields.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw tensors are little-endian");
 
@@ -66,25 +65,6 @@ absl::StatusOr<uint16_t> RoundToHalf(double v, HalfType type, const char* name, 
   return h;
 }
 
-// A tensor's raw bytes: in the message, or (for a request parsed by server/wire_message.h) in
-// gRPC's receive buffers.
-std::string_view RawBytes(const v1::Tensor& t) {
-  if (const RawFields* fields = RawFields::Current()) {
-    if (const std::string_view* bytes = fields->FindInput(t)) return *bytes;
-  }
-  return t.raw();
-}
-
-// `n` elements of T copied from `bytes` into aligned memory that `owner` keeps: for raw bytes
-// whose place in the receive buffer is not aligned for T.
-template <typename T>
-const T* Realign(const char* bytes, int64_t n, std::shared_ptr<T[]>* owner) {
-  owner->reset(new T[n == 0 ? 1 : n]);  // not zero-filled: every element is written next
-  std::memcpy(owner->get(), bytes, sizeof(T) * n);
-  if (RawFields* fields = RawFields::Current()) fields->AddCopiedInputBytes(sizeof(T) * n);
-  return owner->get();
-}
-
 // The checks every tensor gets, whatever it decodes to: element count, known dtype, one of
 // raw / values, and the byte or value count matching the shape.
 struct Layout {
@@ -102,8 +82,7 @@ absl::StatusOr<Layout> CheckLayout(const v1::Tensor& t, const char* name, const 
   if (!IsKnownDtype(d)) {
     return absl::InvalidArgumentError(absl::StrFormat("%s.dtype %d is not a known DataType", name, d));
   }
-  const std::string_view raw = RawBytes(t);
-  l.has_raw = !raw.empty();
+  l.has_raw = !t.raw().empty();
   l.has_values = t.values_size() > 0;
   l.shape.assign(t.shape().begin(), t.shape().end());
   // Formatted only for an error: a long shape costs an allocation per dimension.
@@ -117,9 +96,9 @@ absl::StatusOr<Layout> CheckLayout(const v1::Tensor& t, const char* name, const 
       return absl::InvalidArgumentError(absl::StrFormat("%s.raw needs dtype %s", name, kRawDtypes));
     }
     const int64_t want = l.n * DtypeSize(d);  // n <= max_elements, so no overflow
-    if (static_cast<int64_t>(raw.size()) != want) {
+    if (static_cast<int64_t>(t.raw().size()) != want) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.raw has %d bytes, but shape %s of %s needs %d × %d = %d", name, raw.size(),
+          "%s.raw has %d bytes, but shape %s of %s needs %d × %d = %d", name, t.raw().size(),
           shape(), DtypeName(d), l.n, DtypeSize(d), want));
     }
   } else if (l.has_values) {
@@ -157,11 +136,10 @@ absl::StatusOr<TensorFormat> LogitsFormat(const v1::Tensor& logits) {
   if (!IsKnownDtype(d)) {
     return absl::InvalidArgumentError(absl::StrFormat("logits.dtype %d is not a known DataType", d));
   }
-  const bool has_raw = !RawBytes(logits).empty();
-  if (has_raw && logits.values_size() > 0) {
+  if (!logits.raw().empty() && logits.values_size() > 0) {
     return absl::InvalidArgumentError("logits has both raw and values set; exactly one must carry the data");
   }
-  if (has_raw) {
+  if (!logits.raw().empty()) {
     if (d == v1::DATA_TYPE_UNSPECIFIED) {
       return absl::InvalidArgumentError(absl::StrCat("logits.raw needs dtype ", kRawDtypes));
     }
@@ -206,10 +184,10 @@ absl::StatusOr<InputTensor<T>> DecodeTensor(const v1::Tensor& t, const char* nam
   out.shape_ = std::move(layout->shape);
   out.size_ = n;
   if (layout->has_raw) {
-    const char* bytes = RawBytes(t).data();
-    if (d == DtypeOf<T>()) {
-      const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(T) == 0;
-      out.data_ = aligned ? reinterpret_cast<const T*>(bytes) : Realign<T>(bytes, n, &out.realigned_);
+    const char* bytes = t.raw().data();
+    const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(T) == 0;
+    if (d == DtypeOf<T>() && aligned) {
+      out.data_ = reinterpret_cast<const T*>(bytes);
       return out;
     }
     out.converted_.resize(n);
@@ -252,10 +230,15 @@ absl::StatusOr<InputTensor<uint16_t>> DecodeHalfTensor(const v1::Tensor& t, cons
   static constexpr uint16_t kEmpty[1] = {};
   out.data_ = kEmpty;
   if (!layout->has_raw && !layout->has_values) return out;
-  const char* bytes = RawBytes(t).data();
+  const char* bytes = t.raw().data();
   if (layout->has_raw && HalfTypeOf(d) == type) {
-    const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(uint16_t) == 0;
-    out.data_ = aligned ? reinterpret_cast<const uint16_t*>(bytes) : Realign<uint16_t>(bytes, n, &out.realigned_);
+    if (reinterpret_cast<uintptr_t>(bytes) % alignof(uint16_t) == 0) {
+      out.data_ = reinterpret_cast<const uint16_t*>(bytes);
+    } else {
+      out.converted_.resize(n);
+      std::memcpy(out.converted_.data(), bytes, 2 * n);
+      out.data_ = out.converted_.data();
+    }
     return out;
   }
   // Another dtype: each number is rounded to `type` once (values with a half dtype first to
@@ -289,15 +272,9 @@ OutputTensor<T>::OutputTensor(v1::Tensor* proto, const std::vector<int64_t>& sha
   } else {
     proto->set_dtype(DtypeOf<T>());
   }
-  const size_t bytes = n * sizeof(T);
-  RawFields* fields = encoding == Encoding::kRaw ? RawFields::Current() : nullptr;
-  if (fields != nullptr && fields->external_outputs() && bytes >= kExternalRawBytes) {
-    // Sent as a slice of its own (server/wire_message.h): no zero-filling, no serialising copy.
-    proto->clear_raw();
-    data_ = reinterpret_cast<T*>(fields->AllocateOutput(proto, bytes));
-  } else if (encoding == Encoding::kRaw) {
+  if (encoding == Encoding::kRaw) {
     std::string* raw = proto->mutable_raw();
-    raw->resize(bytes);
+    raw->resize(n * sizeof(T));
     data_ = reinterpret_cast<T*>(raw->data());
   } else if constexpr (std::is_same_v<T, double>) {
     proto->mutable_values()->Resize(static_cast<int>(n), 0.0);

@@ -7,9 +7,7 @@
 // half-precision request. `values` with a half dtype are first rounded to it; a finite number
 // that rounds to ±Inf there is InvalidArgument. The byte length is checked
 // against shape × dtype in 64-bit arithmetic before anything is mapped. Outputs are sized first
-// and the math writes straight into the response's buffer. Under a RawFields::Scope (gRPC calls,
-// server/raw_fields.h) big raw inputs are read where gRPC received them and big raw outputs are
-// buffers of their own, sent without a copy.
+// and the math writes straight into the response's buffer.
 //
 //   GRADSERVE_ASSIGN_OR_RETURN(TensorFormat fmt, LogitsFormat(req.logits()));
 //   GRADSERVE_ASSIGN_OR_RETURN(InputTensor<float> z, DecodeTensor<float>(req.logits(), "logits", limits));
@@ -20,7 +18,6 @@
 #define GRADSERVE_SERVER_TENSOR_CODEC_H_
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,7 +69,6 @@ class InputTensor {
   int64_t size_ = 0;
   std::vector<int64_t> shape_;
   std::vector<T> converted_;
-  std::shared_ptr<T[]> realigned_;  // raw bytes of T copied only to align them
 };
 
 // Checks and decodes `t` (named `name` in errors) into T (float or double).

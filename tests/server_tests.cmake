@@ -31,8 +31,5 @@ target_include_directories(gradserve_test_protos PUBLIC ${test_gen})
 target_link_libraries(gradserve_test_protos PUBLIC gradserve::proto)
 
 gradserve_test(tensor_codec_test gradserve::server)
-gradserve_test(wire_message_test gradserve::server)
-gradserve_test(buffer_pool_test gradserve::server)
 gradserve_test(server_test gradserve::proto gradserve_test_protos gradserve_test_server_process)
-gradserve_test(server_wire_test gradserve::proto gradserve_test_server_process)
 gradserve_test(server_security_test gradserve::proto gradserve_test_server_process gradserve_test_certificates)
