@@ -2,9 +2,9 @@
 //
 // ExpShifted does one row: a max/min pass, then exp and sum. ExpRows does many contiguous rows as a
 // pipeline: while row i's exponentials are formed (FMA-bound), row i+1's max/min is found (which
-// streams it in from memory) and row i-1 is written to the output, scaled (past the caches when
-// the output is large), so that the exp work and the memory traffic in both directions overlap
-// instead of taking turns.
+// streams it in from memory), so that the exp work and the memory traffic overlap instead of
+// taking turns; each row is then written to the output once, scaled, past the caches when the
+// output is large.
 //
 // The loops themselves live in lib/kernels/, compiled once per instruction set (Highway targets)
 // and chosen at run time for the CPU (lib/kernels/kernel_dispatch.h); the functions here forward
@@ -51,12 +51,9 @@ ShiftedExp<T> RowStats(const RowRange<T>& range, T sum) {
           std::isfinite(range.max) && std::isfinite(range.min) && std::isfinite(sum)};
 }
 
-// ExpRows forms each row's exponentials in one of two scratch rows, used in turn, and writes the
-// row to the output once, scaled, while it forms the next: on the stack for rows up to
-// kScratchRowBytes (they stay in L1), in a per-thread buffer kept between calls up to
-// kScratchRowMaxBytes (L2). Longer rows are formed in the output and scaled in place.
+// Rows up to this size form their exponentials in a scratch row that stays in L1 and are written
+// to the output once, scaled; longer rows are formed in the output and scaled in place.
 inline constexpr int64_t kScratchRowBytes = 16 << 10;
-inline constexpr int64_t kScratchRowMaxBytes = 4 << 20;
 
 // Outputs at least this large are written with non-temporal stores: they are far larger than the
 // caches, so caching them only costs a read for ownership of every line and evicts the inputs.
@@ -97,10 +94,8 @@ ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
 // For each of `rows` contiguous rows of length n in z: forms e = exp(z_i - m_i), calls
 // `row_scale(i, stats, e)`, which may adjust e (the fused gradient subtracts the sum at the target
 // class) and returns a factor k, and writes k·e to row i of `out`. While row i's exponentials are
-// formed (FMA-bound), row i+1's max/min is found and row i-1 is written. `e` is scratch (for
-// rows up to kScratchRowMaxBytes), and row i of `out` holds its result only once row i+1's
-// row_scale was called or ExpRows returned. `stream` (for outputs of kStreamOutputBytes or more)
-// writes `out` with non-temporal stores.
+// formed (FMA-bound), row i+1's max/min is found, which streams it in from memory. `stream`
+// (for outputs of kStreamOutputBytes or more) writes `out` with non-temporal stores.
 template <typename T, typename ScaleFn>
 void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&& row_scale) {
   if constexpr (std::is_same_v<T, float>) {

@@ -1,6 +1,5 @@
-// ExpRows (lib/row_kernels.h) on each of its write paths: scratch rows on the stack, a thread's
-// scratch rows, in place, with ordinary and non-temporal stores, from aligned and unaligned
-// addresses. Each row must come out exactly as ExpShifted forms it alone, adjusted and scaled by
+// ExpRows (lib/row_kernels.h) on each of its write paths: a scratch row on the stack, or in place
+// for long rows, with ordinary and non-temporal stores, from aligned and unaligned addresses. Each row must come out exactly as ExpShifted forms it alone, adjusted and scaled by
 // its own callback, and nothing outside the output may be written. kernel_test_main.cc runs every
 // test once per kernel the CPU supports.
 #include <cmath>
@@ -27,11 +26,11 @@ std::ostream& operator<<(std::ostream& os, const Case& c) {
   return os << c.rows << "×" << c.n << (c.stream ? " streamed" : "") << " at +" << c.offset;
 }
 
-// Every path: stack scratch (up to 4096 floats), thread scratch (up to 1 Mi floats), in place.
+// Every path: scratch rows (up to 4096 floats), rows in place, up to rows of 1 MiB.
 template <typename T>
 std::vector<Case> Cases() {
   const int64_t stack = internal::kScratchRowBytes / sizeof(T);
-  const int64_t in_place = internal::kScratchRowMaxBytes / sizeof(T) + 37;
+  const int64_t in_place = (1 << 20) / sizeof(T) + 37;
   return {{1, 1, false, 0},      {3, 17, true, 1},        {7, 1000, false, 0},
           {7, 1000, true, 0},    {7, 1001, true, 3},      {5, stack, true, 5},
           {4, stack + 1, true, 2}, {3, 5000, false, 0},   {3, 5003, true, 7},

@@ -15,7 +15,6 @@
 #include <limits>
 #include <type_traits>
 
-#include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "lib/row_kernels.h"
@@ -95,30 +94,11 @@ RowRange<T> RowMaxMin(const T* z, int64_t n) {
   return {O::ReduceMax(mx), O::ReduceMin(mn)};
 }
 
-// Elements before the first address of `p` aligned for non-temporal vector stores (at most n).
-template <typename T>
-int64_t StreamHead(const T* p, int64_t n) {
-  const uintptr_t align = static_cast<uintptr_t>(Ops<T>::Lanes()) * sizeof(T);
-  const uintptr_t to_boundary = (align - reinterpret_cast<uintptr_t>(p) % align) % align;
-  return std::min<int64_t>(n, static_cast<int64_t>(to_boundary / sizeof(T)));
-}
-
-// The previous row's write-out inside PipelinedPass: out = k·e, streamed when kStream.
-template <typename T, bool kStream>
-struct PrevRow {
-  const T* e;
-  T* out;
-  T k;
-};
-
 // One loop over the columns doing three rows' stages: max/min of `next` (if kNext), e = exp of
-// `cur` shifted, into `e`, returning its sum, and the previous row written out scaled (if kPrev).
-// All of a row's memory traffic (the next row in, the previous row out) thus overlaps the
-// FMA-bound exp work; with kStream, prev.out's unaligned head is written first so the rest can be
-// streamed.
-template <typename T, bool kNext, bool kPrev, bool kStream, class Exp>
-T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* e, const Exp exp,
-                const PrevRow<T, kStream>& prev, int64_t n) {
+// `cur` shifted, into `out`, returning its sum, and `prev` *= prev_scale (if kPrev).
+template <typename T, bool kNext, bool kPrev, class Exp>
+T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out, const Exp exp,
+                T* prev, T prev_scale, int64_t n) {
   using O = Ops<T>;
   using V = typename O::V;
   const typename O::D d;
@@ -126,37 +106,19 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* e, cons
   V mx = hn::Set(d, -std::numeric_limits<T>::infinity());
   V mn = hn::Set(d, std::numeric_limits<T>::infinity());
   V acc = hn::Zero(d);
-  const V k = hn::Set(d, prev.k);
-  const auto step = [&](int64_t j) HWY_ATTR {
+  const V k = hn::Set(d, prev_scale);
+  int64_t j = 0;
+  for (; j + lanes <= n; j += lanes) {
     if constexpr (kNext) {
       const V v = O::InRegister(hn::LoadU(d, next + j));
       mx = hn::Max(mx, v);
       mn = hn::Min(mn, v);
     }
-    const V x = exp(hn::LoadU(d, cur + j));
-    hn::StoreU(x, d, e + j);
-    acc = hn::Add(acc, x);
-  };
-  // The previous row is written from `head` on, one vector per step, aligned when streamed.
-  const int64_t head = kPrev && kStream ? StreamHead(prev.out, n) : 0;
-  if (kPrev && head > 0) O::StorePart(prev.out, hn::Mul(O::LoadPart(prev.e, head, T(0)), k), head);
-  int64_t j = 0;
-  if constexpr (kPrev) {
-    for (; j + lanes <= n - head; j += lanes) {
-      step(j);
-      const V w = hn::Mul(hn::LoadU(d, prev.e + head + j), k);
-      if constexpr (kStream) {
-        hn::Stream(w, d, prev.out + head + j);
-      } else {
-        hn::StoreU(w, d, prev.out + head + j);
-      }
-    }
-    if (head + j < n) {
-      const int64_t left = n - head - j;
-      O::StorePart(prev.out + head + j, hn::Mul(O::LoadPart(prev.e + head + j, left, T(0)), k), left);
-    }
+    const V e = exp(hn::LoadU(d, cur + j));
+    hn::StoreU(e, d, out + j);
+    acc = hn::Add(acc, e);
+    if constexpr (kPrev) hn::StoreU(hn::Mul(hn::LoadU(d, prev + j), k), d, prev + j);
   }
-  for (; j + lanes <= n; j += lanes) step(j);
   if (j < n) {
     const int64_t left = n - j;
     if constexpr (kNext) {
@@ -164,25 +126,28 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* e, cons
       mx = hn::Max(mx, v);
       mn = hn::Min(mn, v);
     }
-    const V x = exp(O::LoadPart(cur + j, left, cur[j]));
-    O::StorePart(e + j, x, left);
-    acc = O::AddPart(acc, x, left);
+    const V e = exp(O::LoadPart(cur + j, left, cur[j]));
+    O::StorePart(out + j, e, left);
+    acc = O::AddPart(acc, e, left);
+    if constexpr (kPrev) O::StorePart(prev + j, hn::Mul(O::LoadPart(prev + j, left, T(0)), k), left);
   }
   if constexpr (kNext) *next_range = {O::ReduceMax(mx), O::ReduceMin(mn)};
   return O::ReduceAdd(acc);
 }
 
 // PipelinedPass with the exp variant the current row's range needs.
-template <typename T, bool kNext, bool kPrev, bool kStream = false>
-T Pass(const RowRange<T>& range, const T* next, RowRange<T>* next_range, const T* cur, T* e,
-       const PrevRow<T, kStream>& prev, int64_t n) {
+template <typename T, bool kNext, bool kPrev>
+T Pass(const RowRange<T>& range, const T* next, RowRange<T>* next_range, const T* cur, T* out,
+       T* prev, T prev_scale, int64_t n) {
   using O = Ops<T>;
   if (O::template Exp<false>::NeedsWide(range.max, range.min)) {
-    return PipelinedPass<T, kNext, kPrev, kStream>(
-        next, next_range, cur, e, typename O::template Exp<true>(range.max), prev, n);
+    return PipelinedPass<T, kNext, kPrev>(next, next_range, cur, out,
+                                          typename O::template Exp<true>(range.max), prev,
+                                          prev_scale, n);
   }
-  return PipelinedPass<T, kNext, kPrev, kStream>(
-      next, next_range, cur, e, typename O::template Exp<false>(range.max), prev, n);
+  return PipelinedPass<T, kNext, kPrev>(next, next_range, cur, out,
+                                        typename O::template Exp<false>(range.max), prev,
+                                        prev_scale, n);
 }
 
 // The sum of exp(z - max) without storing them.
@@ -204,7 +169,7 @@ ShiftedExp<T> ExpShiftedT(const T* z, T* e, int64_t n) {
   const RowRange<T> range = RowMaxMin(z, n);
   T sum;
   if (e != nullptr) {
-    sum = Pass<T, false, false>(range, nullptr, nullptr, z, e, {}, n);
+    sum = Pass<T, false, false>(range, nullptr, nullptr, z, e, nullptr, T(0), n);
   } else if (O::template Exp<false>::NeedsWide(range.max, range.min)) {
     sum = SumExp(z, typename O::template Exp<true>(range.max), n);
   } else {
@@ -223,7 +188,9 @@ void ScaleInto(const T* e, T k, T* out, int64_t n, bool stream) {
   int64_t j = 0;
   if (stream) {
     // Non-temporal stores take aligned addresses: a head of up to lanes - 1 elements first.
-    const int64_t head = StreamHead(out, n);
+    const uintptr_t align = static_cast<uintptr_t>(lanes) * sizeof(T);
+    const uintptr_t to_boundary = (align - reinterpret_cast<uintptr_t>(out) % align) % align;
+    const int64_t head = std::min<int64_t>(n, static_cast<int64_t>(to_boundary / sizeof(T)));
     if (head > 0) O::StorePart(out, hn::Mul(O::LoadPart(e, head, T(0)), kk), head);
     for (j = head; j + lanes <= n; j += lanes) {
       hn::Stream(hn::Mul(hn::LoadU(d, e + j), kk), d, out + j);
@@ -240,68 +207,52 @@ void ScaleRowsT(const T* in, T k, T* out, int64_t rows, int64_t n, bool stream) 
   if (stream) hwy::FlushStream();
 }
 
-// The row pipeline: row i's exponentials are formed in buffer(i) while row i + 1's range is
-// found and row i - 1 is written from buffer(i - 1) to `out`, scaled.
-template <typename T, bool kStream, class BufferFn>
-void PipelineRows(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale,
-                  const BufferFn& buffer) {
+// ExpRows for rows longer than kScratchRowBytes: the exponentials are formed in `out`, and row
+// i - 1 is scaled in place during row i's exp loop (its stores overlap the exp work).
+template <typename T>
+void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
   RowRange<T> range = RowMaxMin(z, n);
   T prev_scale = T(0);
   for (int64_t i = 0; i < rows; ++i) {
     const T* cur = z + i * n;
-    T* e = buffer(i);
-    const PrevRow<T, kStream> prev =
-        i > 0 ? PrevRow<T, kStream>{buffer(i - 1), out + (i - 1) * n, prev_scale}
-              : PrevRow<T, kStream>{};
+    T* e = out + i * n;
+    T* prev = i > 0 ? e - n : nullptr;
     RowRange<T> next_range{};
     T sum;
     if (i + 1 < rows) {
-      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, n)
-                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, prev, n);
+      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev_scale, n)
+                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, T(0), n);
     } else {
-      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, n)
-                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, prev, n);
+      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev_scale, n)
+                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, T(0), n);
     }
     prev_scale = row_scale(i, RowStats(range, sum), e);
     range = next_range;
   }
-  ScaleInto(buffer(rows - 1), prev_scale, out + (rows - 1) * n, n, kStream);
-}
-
-// A thread's scratch rows for ExpRows' rows too long for the stack, kept between calls (the
-// allocation and its page faults would cost as much as a row).
-template <typename T>
-T* ThreadScratch(int64_t elements) {
-  thread_local hwy::AlignedFreeUniquePtr<T[]> buffer;
-  thread_local int64_t size = 0;
-  if (size < elements) {
-    buffer = hwy::AllocateAligned<T>(static_cast<size_t>(elements));
-    size = elements;
-  }
-  return buffer.get();
+  T* last = out + (rows - 1) * n;
+  ScaleInto(last, prev_scale, last, n, false);
 }
 
 template <typename T>
 void ExpRowsT(const T* z, T* out, int64_t rows, int64_t n, bool stream,
               RowScaleRef<T> row_scale) {
   if (rows <= 0) return;
-  const int64_t row_bytes = n * static_cast<int64_t>(sizeof(T));
-  if (row_bytes > kScratchRowMaxBytes) {
-    // The exponentials are formed in `out` and scaled in place, a row behind.
-    return PipelineRows<T, false>(z, out, rows, n, row_scale,
-                                  [&](int64_t i) { return out + i * n; });
+  if (n * static_cast<int64_t>(sizeof(T)) > kScratchRowBytes) {
+    return ExpRowsInPlace(z, out, rows, n, row_scale);
   }
-  // Two scratch rows, in turn, each starting on a cache line.
-  const int64_t stride = (n + 63) & ~int64_t{63};
-  alignas(64) T stack[2 * kScratchRowBytes / sizeof(T)];
-  T* scratch = row_bytes <= kScratchRowBytes ? stack : ThreadScratch<T>(2 * stride);
-  const auto buffer = [&](int64_t i) { return scratch + (i & 1) * stride; };
-  if (stream) {
-    PipelineRows<T, true>(z, out, rows, n, row_scale, buffer);
-    hwy::FlushStream();
-  } else {
-    PipelineRows<T, false>(z, out, rows, n, row_scale, buffer);
+  alignas(64) T e[kScratchRowBytes / sizeof(T)];
+  RowRange<T> range = RowMaxMin(z, n);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* cur = z + i * n;
+    RowRange<T> next_range{};
+    const T sum = i + 1 < rows
+                      ? Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, T(0), n)
+                      : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, T(0), n);
+    const T k = row_scale(i, RowStats(range, sum), e);
+    ScaleInto(e, k, out + i * n, n, stream);
+    range = next_range;
   }
+  if (stream) hwy::FlushStream();
 }
 
 // The exported entry points (HWY_EXPORT needs plain functions).
