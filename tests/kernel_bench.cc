@@ -6,11 +6,13 @@
 //
 //   build/tests/gradserve_kernel_bench --benchmark_filter='4096/1000' --benchmark_repetitions=5
 //   build/tests/gradserve_kernel_bench --kernels=all     # also fused_f32@AVX2/... for each kernel
+//   build/tests/gradserve_kernel_bench --threads=1       # every entry, floors too, on one thread
 //
 // The unsuffixed entries run the kernel dispatch picks for this CPU; --kernels=all (or a list,
 // --kernels=AVX3,AVX2) adds entries that force each kernel, so one binary shows them side by side.
 // Compare with the floors from the same run: the machines are shared and their bandwidth moves
 // between runs.
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -28,6 +30,10 @@
 namespace gradserve {
 namespace {
 
+// --threads: the threads every entry may use (0: every core, as a server call does).
+int g_threads = 0;
+ExecContext Context() { return ExecContext{g_threads, {}}; }
+
 template <typename T>
 struct Inputs {
   Inputs(int64_t n, int64_t c) : logits(n, c), grad(n, c), labels(n) {
@@ -36,6 +42,8 @@ struct Inputs {
     for (int64_t k = 0; k < logits.size(); ++k) logits.data()[k] = static_cast<T>(normal(rng));
     std::uniform_int_distribution<int64_t> label(0, c - 1);
     for (auto& y : labels) y = label(rng);
+    // Touched now, so that no timed iteration pays the output's first-touch page faults.
+    grad.setZero();
   }
   RowMatrix<T> logits, grad;
   std::vector<int64_t> labels;
@@ -67,7 +75,7 @@ void BM_Fused(benchmark::State& state, const std::string& kernel) {
   T loss;
   const LossOutputs<T> out{absl::MakeSpan(&loss, 1), View(in.grad)};
   for (auto _ : state) {
-    auto s = CrossEntropy<T>(problem, {}, Method::kFused, out, ExecContext{});
+    auto s = CrossEntropy<T>(problem, {}, Method::kFused, out, Context());
     if (!s.ok()) state.SkipWithError(std::string(s.status().message()).c_str());
     benchmark::DoNotOptimize(loss);
     benchmark::ClobberMemory();
@@ -85,7 +93,7 @@ void BM_Forward(benchmark::State& state, const std::string& kernel) {
   T loss;
   const LossPassOutputs<T> out{View(in.grad), NoMatrix<T>(), absl::MakeSpan(&loss, 1)};
   for (auto _ : state) {
-    const auto s = LossPass<T>(pass, out, ExecContext{});
+    const auto s = LossPass<T>(pass, out, Context());
     if (!s.ok()) state.SkipWithError(std::string(s.status().message()).c_str());
     benchmark::DoNotOptimize(loss);
     benchmark::ClobberMemory();
@@ -99,7 +107,7 @@ void BM_Floor(benchmark::State& state) {
   const int64_t n = state.range(0), c = state.range(1);
   Inputs<T> in(n, c);
   for (auto _ : state) {
-    auto s = ParallelForRows(n, c, ExecContext{}, [&](int64_t b, int64_t e) {
+    auto s = ParallelForRows(n, c, Context(), [&](int64_t b, int64_t e) {
       in.grad.middleRows(b, e - b) = in.logits.middleRows(b, e - b);
     });
     benchmark::DoNotOptimize(s);
@@ -115,7 +123,7 @@ void BM_FloorStream(benchmark::State& state) {
   Inputs<T> in(n, c);
   const bool stream = internal::StreamsOutput<T>(n * c);
   for (auto _ : state) {
-    auto s = ParallelForRows(n, c, ExecContext{}, [&](int64_t b, int64_t e) {
+    auto s = ParallelForRows(n, c, Context(), [&](int64_t b, int64_t e) {
       internal::ScaleRows(in.logits.row(b).data(), T(1), in.grad.row(b).data(), e - b, c, stream);
     });
     benchmark::DoNotOptimize(s);
@@ -160,12 +168,14 @@ void RegisterAll(const std::string& kernels) {
 }  // namespace gradserve
 
 int main(int argc, char** argv) {
-  // --kernels is ours; everything else goes to Google Benchmark.
+  // --kernels and --threads are ours; everything else goes to Google Benchmark.
   std::string kernels;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     if (i > 0 && std::strncmp(argv[i], "--kernels=", 10) == 0) {
       kernels = argv[i] + 10;
+    } else if (i > 0 && std::strncmp(argv[i], "--threads=", 10) == 0) {
+      gradserve::g_threads = std::atoi(argv[i] + 10);
     } else {
       rest.push_back(argv[i]);
     }
@@ -174,6 +184,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&rest_argc, rest.data());
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 1;
   benchmark::AddCustomContext("kernel", gradserve::ChosenKernel());
+  benchmark::AddCustomContext("threads",
+                              std::to_string(gradserve::ResolveThreads(gradserve::g_threads)));
   gradserve::RegisterAll(kernels);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
