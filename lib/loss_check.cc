@@ -202,8 +202,11 @@ absl::Status ValidateHalfFiniteLogits(HalfType type, HalfMatrix logits) {
   return absl::OkStatus();
 }
 
-template <typename T>
-absl::Status ValidateLossPass(const LossPassInputs<T>& in, const LossPassOutputs<T>& out) {
+// The checks the float and half passes share: the request's combination, then the size of every
+// matrix given (inputs and outputs) against the logits' [n, c]. Inputs and Outputs are
+// LossPassInputs<T> / LossPassOutputs<T> or their half twins, which name their members alike.
+template <typename Inputs, typename Outputs>
+absl::Status ValidatePassShapes(const Inputs& in, const Outputs& out) {
   const int64_t n = in.logits.rows(), c = in.logits.cols();
   const bool probs = in.targets && in.targets->is_probabilities;
   GRADSERVE_RETURN_IF_ERROR(ValidateCommon(
@@ -211,42 +214,34 @@ absl::Status ValidateLossPass(const LossPassInputs<T>& in, const LossPassOutputs
       in.targets ? in.targets->class_indices : absl::Span<const int64_t>(), in.options,
       in.grad_loss.size(), in.has_vjp(), in.method, out.loss.size(), out.grad_logits.data() != nullptr,
       out.grad_probabilities.data() != nullptr));
-  const ConstMatrixMap<T> g = in.grad_probabilities;
+  const auto& g = in.grad_probabilities;
   GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("grad_probabilities", g.data(), g.rows(), g.cols(), n, c));
-  for (const MatrixMap<T>* m : {&out.probabilities, &out.log_probabilities, &out.grad_logits,
-                                &out.grad_probabilities}) {
+  for (const auto* m : {&out.probabilities, &out.log_probabilities, &out.grad_logits,
+                        &out.grad_probabilities}) {
     GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("output", m->data(), m->rows(), m->cols(), n, c));
   }
   if (!probs) return absl::OkStatus();
+  const auto& t = in.targets->probabilities;
+  return ValidateMatrixSize("targets.probabilities", t.data(), t.rows(), t.cols(), n, c);
+}
+
+template <typename T>
+absl::Status ValidateLossPass(const LossPassInputs<T>& in, const LossPassOutputs<T>& out) {
+  GRADSERVE_RETURN_IF_ERROR(ValidatePassShapes(in, out));
+  if (!in.targets || !in.targets->is_probabilities) return absl::OkStatus();
   const ConstMatrixMap<T> t = in.targets->probabilities;
-  GRADSERVE_RETURN_IF_ERROR(
-      ValidateMatrixSize("targets.probabilities", t.data(), t.rows(), t.cols(), n, c));
   const double given = in.options.probability_sum_tolerance;
-  return ValidateProbabilityRows(n, c, given > 0.0 ? given : sizeof(T) == 4 ? 1e-4 : 1e-6,
+  return ValidateProbabilityRows(t.rows(), t.cols(), given > 0.0 ? given : sizeof(T) == 4 ? 1e-4 : 1e-6,
                                  given > 0.0 ? "half-precision targets" : DtypeName<T>(),
                                  [&](int64_t k) { return static_cast<double>(t.data()[k]); });
 }
 
 absl::Status ValidateHalfLossPass(const HalfPassInputs& in, const HalfPassOutputs& out) {
-  const int64_t n = in.logits.rows(), c = in.logits.cols();
-  const bool probs = in.targets && in.targets->is_probabilities;
-  GRADSERVE_RETURN_IF_ERROR(ValidateCommon(
-      {n, c, in.unbatched}, in.targets.has_value(), probs,
-      in.targets ? in.targets->class_indices : absl::Span<const int64_t>(), in.options,
-      in.grad_loss.size(), in.has_vjp(), in.method, out.loss.size(), out.grad_logits.data() != nullptr,
-      out.grad_probabilities.data() != nullptr));
-  const HalfMatrix g = in.grad_probabilities;
-  GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("grad_probabilities", g.data(), g.rows(), g.cols(), n, c));
-  for (const HalfMatrixOut* m : {&out.probabilities, &out.log_probabilities, &out.grad_logits,
-                                 &out.grad_probabilities}) {
-    GRADSERVE_RETURN_IF_ERROR(ValidateMatrixSize("output", m->data(), m->rows(), m->cols(), n, c));
-  }
-  if (!probs) return absl::OkStatus();
+  GRADSERVE_RETURN_IF_ERROR(ValidatePassShapes(in, out));
+  if (!in.targets || !in.targets->is_probabilities) return absl::OkStatus();
   const HalfMatrix t = in.targets->probabilities;
-  GRADSERVE_RETURN_IF_ERROR(
-      ValidateMatrixSize("targets.probabilities", t.data(), t.rows(), t.cols(), n, c));
   return ValidateProbabilityRows(
-      n, c, HalfProbabilitySumTolerance(in.type, c),
+      t.rows(), t.cols(), HalfProbabilitySumTolerance(in.type, t.cols()),
       absl::StrFormat("%s: max(1e-4, classes × %g)", HalfTypeName(in.type), HalfUnitRoundoff(in.type)),
       [&](int64_t k) { return static_cast<double>(HalfToFloat(in.type, t.data()[k])); });
 }
