@@ -2,9 +2,10 @@
 //
 // ExpShifted does one row: a max/min pass, then exp and sum. ExpRows does many contiguous rows as a
 // pipeline: while row i's exponentials are formed (FMA-bound), row i+1's max/min is found (which
-// streams it in from memory), so that the exp work and the memory traffic overlap instead of
-// taking turns; each row is then written to the output once, scaled, past the caches when the
-// output is large.
+// streams it in from memory) and row i-1 is written to the output, scaled, so that the exp work,
+// the loads and the stores overlap instead of taking turns. A large output is instead written
+// past the caches, each row in a loop of its own after its exp loop (non-temporal stores mixed
+// into the exp loop measured slower).
 //
 // The loops themselves live in lib/kernels/, compiled once per instruction set (Highway targets)
 // and chosen at run time for the CPU (lib/kernels/kernel_dispatch.h); the functions here forward
@@ -94,8 +95,9 @@ ShiftedExp<T> ExpShifted(const T* z, T* e, int64_t n) {
 // For each of `rows` contiguous rows of length n in z: forms e = exp(z_i - m_i), calls
 // `row_scale(i, stats, e)`, which may adjust e (the fused gradient subtracts the sum at the target
 // class) and returns a factor k, and writes k·e to row i of `out`. While row i's exponentials are
-// formed (FMA-bound), row i+1's max/min is found, which streams it in from memory. `stream`
-// (for outputs of kStreamOutputBytes or more) writes `out` with non-temporal stores.
+// formed (FMA-bound), row i+1's max/min is found, which streams it in from memory, and row i-1
+// is written out. `stream` (for outputs of kStreamOutputBytes or more) writes `out` with
+// non-temporal stores, each row after its exp loop.
 template <typename T, typename ScaleFn>
 void ExpRows(const T* z, T* out, int64_t rows, int64_t n, bool stream, ScaleFn&& row_scale) {
   if constexpr (std::is_same_v<T, float>) {

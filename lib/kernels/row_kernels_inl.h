@@ -95,10 +95,11 @@ RowRange<T> RowMaxMin(const T* z, int64_t n) {
 }
 
 // One loop over the columns doing three rows' stages: max/min of `next` (if kNext), e = exp of
-// `cur` shifted, into `out`, returning its sum, and `prev` *= prev_scale (if kPrev).
+// `cur` shifted, into `out`, returning its sum, and prev_out = prev_scale · prev (if kPrev; the two
+// may be the same row).
 template <typename T, bool kNext, bool kPrev, class Exp>
 T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out, const Exp exp,
-                T* prev, T prev_scale, int64_t n) {
+                const T* prev, T* prev_out, T prev_scale, int64_t n) {
   using O = Ops<T>;
   using V = typename O::V;
   const typename O::D d;
@@ -117,7 +118,7 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out, co
     const V e = exp(hn::LoadU(d, cur + j));
     hn::StoreU(e, d, out + j);
     acc = hn::Add(acc, e);
-    if constexpr (kPrev) hn::StoreU(hn::Mul(hn::LoadU(d, prev + j), k), d, prev + j);
+    if constexpr (kPrev) hn::StoreU(hn::Mul(hn::LoadU(d, prev + j), k), d, prev_out + j);
   }
   if (j < n) {
     const int64_t left = n - j;
@@ -129,7 +130,9 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out, co
     const V e = exp(O::LoadPart(cur + j, left, cur[j]));
     O::StorePart(out + j, e, left);
     acc = O::AddPart(acc, e, left);
-    if constexpr (kPrev) O::StorePart(prev + j, hn::Mul(O::LoadPart(prev + j, left, T(0)), k), left);
+    if constexpr (kPrev) {
+      O::StorePart(prev_out + j, hn::Mul(O::LoadPart(prev + j, left, T(0)), k), left);
+    }
   }
   if constexpr (kNext) *next_range = {O::ReduceMax(mx), O::ReduceMin(mn)};
   return O::ReduceAdd(acc);
@@ -138,16 +141,16 @@ T PipelinedPass(const T* next, RowRange<T>* next_range, const T* cur, T* out, co
 // PipelinedPass with the exp variant the current row's range needs.
 template <typename T, bool kNext, bool kPrev>
 T Pass(const RowRange<T>& range, const T* next, RowRange<T>* next_range, const T* cur, T* out,
-       T* prev, T prev_scale, int64_t n) {
+       const T* prev, T* prev_out, T prev_scale, int64_t n) {
   using O = Ops<T>;
   if (O::template Exp<false>::NeedsWide(range.max, range.min)) {
     return PipelinedPass<T, kNext, kPrev>(next, next_range, cur, out,
                                           typename O::template Exp<true>(range.max), prev,
-                                          prev_scale, n);
+                                          prev_out, prev_scale, n);
   }
   return PipelinedPass<T, kNext, kPrev>(next, next_range, cur, out,
                                         typename O::template Exp<false>(range.max), prev,
-                                        prev_scale, n);
+                                        prev_out, prev_scale, n);
 }
 
 // The sum of exp(z - max) without storing them.
@@ -169,7 +172,7 @@ ShiftedExp<T> ExpShiftedT(const T* z, T* e, int64_t n) {
   const RowRange<T> range = RowMaxMin(z, n);
   T sum;
   if (e != nullptr) {
-    sum = Pass<T, false, false>(range, nullptr, nullptr, z, e, nullptr, T(0), n);
+    sum = Pass<T, false, false>(range, nullptr, nullptr, z, e, nullptr, nullptr, T(0), n);
   } else if (O::template Exp<false>::NeedsWide(range.max, range.min)) {
     sum = SumExp(z, typename O::template Exp<true>(range.max), n);
   } else {
@@ -220,17 +223,65 @@ void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> 
     RowRange<T> next_range{};
     T sum;
     if (i + 1 < rows) {
-      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev_scale, n)
-                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, T(0), n);
+      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev, prev_scale, n)
+                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr, T(0), n);
     } else {
-      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev_scale, n)
-                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, T(0), n);
+      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev, prev_scale, n)
+                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr, T(0), n);
     }
     prev_scale = row_scale(i, RowStats(range, sum), e);
     range = next_range;
   }
   T* last = out + (rows - 1) * n;
   ScaleInto(last, prev_scale, last, n, false);
+}
+
+// ExpRows for rows of up to kScratchRowBytes written with ordinary stores: in two scratch rows
+// that stay in L1, row i's exponentials are formed in one while row i - 1's, scaled, are written
+// from the other to the output, so the output's stores ride along the exp work.
+template <typename T>
+void ExpRowsScratch(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
+  alignas(64) T scratch[2][kScratchRowBytes / sizeof(T)];
+  RowRange<T> range = RowMaxMin(z, n);
+  T prev_scale = T(0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* cur = z + i * n;
+    T* e = scratch[i & 1];
+    const T* prev = scratch[(i + 1) & 1];
+    T* prev_out = out + (i - 1) * n;
+    RowRange<T> next_range{};
+    T sum;
+    if (i + 1 < rows) {
+      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev_out, prev_scale, n)
+                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr, T(0), n);
+    } else {
+      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev_out, prev_scale, n)
+                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr, T(0), n);
+    }
+    prev_scale = row_scale(i, RowStats(range, sum), e);
+    range = next_range;
+  }
+  ScaleInto(scratch[(rows - 1) & 1], prev_scale, out + (rows - 1) * n, n, false);
+}
+
+// The same with non-temporal stores: each row is written in a loop of its own after its exp loop
+// (non-temporal stores mixed into the exp loop measured slower on Zen 4).
+template <typename T>
+void ExpRowsScratchStream(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
+  alignas(64) T e[kScratchRowBytes / sizeof(T)];
+  RowRange<T> range = RowMaxMin(z, n);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* cur = z + i * n;
+    RowRange<T> next_range{};
+    const T sum =
+        i + 1 < rows
+            ? Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr, T(0), n)
+            : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr, T(0), n);
+    const T k = row_scale(i, RowStats(range, sum), e);
+    ScaleInto(e, k, out + i * n, n, true);
+    range = next_range;
+  }
+  hwy::FlushStream();
 }
 
 template <typename T>
@@ -240,19 +291,8 @@ void ExpRowsT(const T* z, T* out, int64_t rows, int64_t n, bool stream,
   if (n * static_cast<int64_t>(sizeof(T)) > kScratchRowBytes) {
     return ExpRowsInPlace(z, out, rows, n, row_scale);
   }
-  alignas(64) T e[kScratchRowBytes / sizeof(T)];
-  RowRange<T> range = RowMaxMin(z, n);
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* cur = z + i * n;
-    RowRange<T> next_range{};
-    const T sum = i + 1 < rows
-                      ? Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, T(0), n)
-                      : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, T(0), n);
-    const T k = row_scale(i, RowStats(range, sum), e);
-    ScaleInto(e, k, out + i * n, n, stream);
-    range = next_range;
-  }
-  if (stream) hwy::FlushStream();
+  if (stream) return ExpRowsScratchStream(z, out, rows, n, row_scale);
+  ExpRowsScratch(z, out, rows, n, row_scale);
 }
 
 // The exported entry points (HWY_EXPORT needs plain functions).
