@@ -273,8 +273,12 @@ OutputTensor<T>::OutputTensor(v1::Tensor* proto, const std::vector<int64_t>& sha
     proto->set_dtype(DtypeOf<T>());
   }
   if (encoding == Encoding::kRaw) {
+    // Every byte is written by the library call before the commit: no zero-fill (which costs
+    // about a millisecond per 16 MB). The operation returns the size itself: GCC 12's
+    // resize_and_overwrite passes it the grown capacity instead when the string grows.
     std::string* raw = proto->mutable_raw();
-    raw->resize(n * sizeof(T));
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    raw->resize_and_overwrite(bytes, [bytes](char*, size_t) { return bytes; });
     data_ = reinterpret_cast<T*>(raw->data());
   } else if constexpr (std::is_same_v<T, double>) {
     proto->mutable_values()->Resize(static_cast<int>(n), 0.0);
