@@ -210,62 +210,46 @@ void ScaleRowsT(const T* in, T k, T* out, int64_t rows, int64_t n, bool stream) 
   if (stream) hwy::FlushStream();
 }
 
-// ExpRows for rows longer than kScratchRowBytes: the exponentials are formed in `out`, and row
-// i - 1 is scaled in place during row i's exp loop (its stores overlap the exp work).
+// ExpRows with ordinary stores, as a pipeline over the rows: row i - 1 is written to the output,
+// scaled, during row i's exp loop, so the output's stores ride along the exp work. Row i's
+// exponentials are formed in `scratch` (two rows `stride` apart, used in turn, which stay in L1)
+// or, without scratch (rows longer than kScratchRowBytes), in the output row itself, scaled in
+// place.
 template <typename T>
-void ExpRowsInPlace(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
+void ExpRowsPipelined(const T* z, T* out, int64_t rows, int64_t n, T* scratch, int64_t stride,
+                      RowScaleRef<T> row_scale) {
+  const auto exps = [&](int64_t i) {
+    return scratch != nullptr ? scratch + (i & 1) * stride : out + i * n;
+  };
   RowRange<T> range = RowMaxMin(z, n);
   T prev_scale = T(0);
   for (int64_t i = 0; i < rows; ++i) {
     const T* cur = z + i * n;
-    T* e = out + i * n;
-    T* prev = i > 0 ? e - n : nullptr;
+    T* e = exps(i);
+    const T* prev = i > 0 ? exps(i - 1) : nullptr;
+    T* prev_out = i > 0 ? out + (i - 1) * n : nullptr;
     RowRange<T> next_range{};
     T sum;
     if (i + 1 < rows) {
-      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev, prev_scale, n)
-                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr, T(0), n);
+      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev_out,
+                                        prev_scale, n)
+                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr,
+                                         T(0), n);
     } else {
-      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev, prev_scale, n)
-                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr, T(0), n);
+      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev_out,
+                                         prev_scale, n)
+                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr,
+                                          T(0), n);
     }
     prev_scale = row_scale(i, RowStats(range, sum), e);
     range = next_range;
   }
-  T* last = out + (rows - 1) * n;
-  ScaleInto(last, prev_scale, last, n, false);
+  ScaleInto(exps(rows - 1), prev_scale, out + (rows - 1) * n, n, false);
 }
 
-// ExpRows for rows of up to kScratchRowBytes written with ordinary stores: in two scratch rows
-// that stay in L1, row i's exponentials are formed in one while row i - 1's, scaled, are written
-// from the other to the output, so the output's stores ride along the exp work.
-template <typename T>
-void ExpRowsScratch(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
-  alignas(64) T scratch[2][kScratchRowBytes / sizeof(T)];
-  RowRange<T> range = RowMaxMin(z, n);
-  T prev_scale = T(0);
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* cur = z + i * n;
-    T* e = scratch[i & 1];
-    const T* prev = scratch[(i + 1) & 1];
-    T* prev_out = out + (i - 1) * n;
-    RowRange<T> next_range{};
-    T sum;
-    if (i + 1 < rows) {
-      sum = i > 0 ? Pass<T, true, true>(range, cur + n, &next_range, cur, e, prev, prev_out, prev_scale, n)
-                  : Pass<T, true, false>(range, cur + n, &next_range, cur, e, nullptr, nullptr, T(0), n);
-    } else {
-      sum = i > 0 ? Pass<T, false, true>(range, nullptr, nullptr, cur, e, prev, prev_out, prev_scale, n)
-                  : Pass<T, false, false>(range, nullptr, nullptr, cur, e, nullptr, nullptr, T(0), n);
-    }
-    prev_scale = row_scale(i, RowStats(range, sum), e);
-    range = next_range;
-  }
-  ScaleInto(scratch[(rows - 1) & 1], prev_scale, out + (rows - 1) * n, n, false);
-}
-
-// The same with non-temporal stores: each row is written in a loop of its own after its exp loop
-// (non-temporal stores mixed into the exp loop measured slower on Zen 4).
+// ExpRows for rows of up to kScratchRowBytes with non-temporal stores: each row is written in a
+// loop of its own after its exp loop (non-temporal stores mixed into the exp loop measured slower
+// on Zen 4).
 template <typename T>
 void ExpRowsScratchStream(const T* z, T* out, int64_t rows, int64_t n, RowScaleRef<T> row_scale) {
   alignas(64) T e[kScratchRowBytes / sizeof(T)];
@@ -289,10 +273,12 @@ void ExpRowsT(const T* z, T* out, int64_t rows, int64_t n, bool stream,
               RowScaleRef<T> row_scale) {
   if (rows <= 0) return;
   if (n * static_cast<int64_t>(sizeof(T)) > kScratchRowBytes) {
-    return ExpRowsInPlace(z, out, rows, n, row_scale);
+    return ExpRowsPipelined<T>(z, out, rows, n, nullptr, 0, row_scale);
   }
   if (stream) return ExpRowsScratchStream(z, out, rows, n, row_scale);
-  ExpRowsScratch(z, out, rows, n, row_scale);
+  constexpr int64_t kStride = kScratchRowBytes / sizeof(T);
+  alignas(64) T scratch[2 * kStride];
+  ExpRowsPipelined<T>(z, out, rows, n, scratch, kStride, row_scale);
 }
 
 // The exported entry points (HWY_EXPORT needs plain functions).
