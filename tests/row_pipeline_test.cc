@@ -75,7 +75,9 @@ void CheckRowsMatchOneRowAtATime() {
       }
     }
     for (int64_t j = 0; j < static_cast<int64_t>(buffer.size()); ++j) {
-      if (j < begin || j >= end) ASSERT_EQ(buffer[j], sentinel) << "written outside, at " << j - begin;
+      if (j < begin || j >= end) {
+        ASSERT_EQ(buffer[j], sentinel) << "written outside, at " << j - begin;
+      }
     }
   }
 }
